@@ -1,0 +1,49 @@
+// FlashOmni core: arguments of gemm_q (spec §3) and gemm_o_update / gemm_o_dispatch (spec §4).
+#pragma once
+
+#include <cstdint>
+
+#include "flashomni/symbols.h"
+#include "flashomni/tensor.h"
+
+namespace flashomni {
+
+// Q = X W^T + b, computed only for rows whose (query block, head) is active:
+//   x [M, K] or [B, M, K]; weight [heads*head_dim, K] (nn.Linear layout); bias [heads*head_dim]
+//   optional; out [M, heads*head_dim] or [B, M, heads*head_dim] (head-major columns).
+// Row m of batch entry b is token (m + row_offset) of the symbol sequence (text first or last:
+// FLUX projects image tokens separately with row_offset = 512), so it belongs to query block
+// (m + row_offset) / block_q. Inactive (row, head) outputs are not written.
+struct GemmQParams {
+  TensorRef x, weight, bias, out;
+  int32_t heads = 0;
+  int32_t head_dim = 0;
+  int32_t row_offset = 0;
+  const SymbolsRef* symbols = nullptr;  // nullptr means dense
+};
+
+// Y = C + sum_{active heads} A_h W_h^T + A_extra W_extra^T, with
+// C = b + sum_{cached heads} A_h W_h^T.
+//   a [M, heads*head_dim + extra] or [B, M, ...]: attention output (head-major) then `extra`
+//     always-active columns (FLUX single-stream [attention | MLP]);
+//   weight [N, heads*head_dim + extra]; bias [N] optional;
+//   cache [M, N] or [B, M, N], fp32 or the storage dtype; out like cache in the storage dtype.
+// gemm_o_update writes cache and out in one pass; gemm_o_dispatch reads cache, writes out.
+struct GemmOParams {
+  TensorRef a, weight, bias, cache, out;
+  int32_t heads = 0;
+  int32_t head_dim = 0;
+  int32_t row_offset = 0;
+  const SymbolsRef* symbols = nullptr;  // nullptr means every head active
+};
+
+void check_gemm_q(const GemmQParams& p, Device device);
+void check_gemm_o(const GemmOParams& p, Device device, bool update);
+
+namespace cpu {
+void gemm_q(const GemmQParams& p);
+void gemm_o_update(const GemmOParams& p);
+void gemm_o_dispatch(const GemmOParams& p);
+}  // namespace cpu
+
+}  // namespace flashomni
