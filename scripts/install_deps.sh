@@ -4,7 +4,7 @@ set -euo pipefail
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 need_apt=()
-command -v cmake >/dev/null || need_apt+=(cmake)
+command -v cmake >/dev/null || need_apt+=(cmake)  # the pip package below provides >= 3.28
 command -v ninja >/dev/null || need_apt+=(ninja-build)
 [ -f /usr/include/gtest/gtest.h ] || need_apt+=(libgtest-dev)
 command -v g++ >/dev/null || need_apt+=(g++)

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
-BUILD_DIR=${FLASHOMNI_BUILD_DIR:-build}
+source scripts/env.sh
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)"
 if compgen -G "tests/python/test_*.py" >/dev/null; then
   FLASHOMNI_LIBRARY="$PWD/$BUILD_DIR/libflashomni.so" PYTHONPATH="$PWD/python" \

@@ -1,0 +1,13 @@
+# Sourced by the scripts: picks a CMake >= 3.28 (Debian 12 ships 3.25, which knows neither CUDA 20
+# nor the 90a architecture; scripts/install_deps.sh installs a newer one from PyPI).
+fo_cmake_ok() { "$1" --version 2>/dev/null | awk 'NR==1{split($3,v,".");exit !(v[1]>3||(v[1]==3&&v[2]>=28))}'; }
+if [ -z "${FO_CMAKE_BIN:-}" ]; then
+  if fo_cmake_ok cmake; then
+    FO_CMAKE_BIN=$(dirname "$(command -v cmake)")
+  else
+    FO_CMAKE_BIN=$(python3 -c 'import cmake; print(cmake.CMAKE_BIN_DIR)' 2>/dev/null || true)
+    fo_cmake_ok "$FO_CMAKE_BIN/cmake" || { echo "CMake >= 3.28 not found: run scripts/install_deps.sh" >&2; exit 1; }
+  fi
+fi
+export PATH="$FO_CMAKE_BIN:$PATH"
+BUILD_DIR=${FLASHOMNI_BUILD_DIR:-build}
