@@ -1,6 +1,6 @@
 # Sourced by the scripts: picks a CMake >= 3.28 (Debian 12 ships 3.25, which knows neither CUDA 20
 # nor the 90a architecture; scripts/install_deps.sh installs a newer one from PyPI).
-fo_cmake_ok() { "$1" --version 2>/dev/null | awk 'NR==1{split($3,v,".");exit !(v[1]>3||(v[1]==3&&v[2]>=28))}'; }
+fo_cmake_ok() { "$1" --version 2>/dev/null | awk 'NR==1{split($3,v,".");ok=(v[1]>3||(v[1]==3&&v[2]>=28))} END{exit !ok}'; }
 if [ -z "${FO_CMAKE_BIN:-}" ]; then
   if fo_cmake_ok cmake; then
     FO_CMAKE_BIN=$(dirname "$(command -v cmake)")
