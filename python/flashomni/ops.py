@@ -1,0 +1,222 @@
+"""FlashOmni Python layer: the operations (sparse_attention, gemm_q, gemm_o_update/dispatch).
+
+Each function builds the C argument struct from duck-typed arrays, allocates missing outputs
+(NumPy for host NumPy inputs, torch for torch inputs), and for CUDA inputs a torch workspace and
+the current torch stream, then calls the C API of the same name. Errors: ValueError
+(invalid argument, message names it), NotImplementedError (unsupported), RuntimeError (other).
+"""
+
+import ctypes
+import math
+
+import numpy as np
+
+from . import _arrays, _lib
+from .symbols import Symbols
+
+
+def _bf16(dtype):
+    code = _arrays.dtype_code(dtype)
+    if code not in (None, _lib.BFLOAT16):
+        raise ValueError("argument 'dtype': only 'bfloat16' (for uint16 NumPy arrays) is "
+                         f"accepted, got {dtype!r}")
+    return code == _lib.BFLOAT16
+
+
+def _symbols_arg(symbols):
+    if symbols is None:
+        return None, None
+    if not isinstance(symbols, Symbols):
+        raise TypeError(f"argument 'symbols': expected flashomni.Symbols or None, got "
+                        f"{type(symbols).__name__}")
+    s = symbols.c()
+    return s, ctypes.pointer(s)
+
+
+def _stream_handle(stream, like):
+    """cudaStream_t as an int: explicit int / object with .cuda_stream, else torch's current."""
+    if stream is not None:
+        return int(getattr(stream, "cuda_stream", stream))
+    if like.kind == "torch":
+        import torch
+
+        return torch.cuda.current_stream(like.obj.device).cuda_stream
+    return 0
+
+
+def _run(name, args, like, stream):
+    """Queries the workspace, allocates it (torch, on like's GPU) and calls `name`."""
+    bytes_ = ctypes.c_size_t(0)
+    ws_name = {"flashomni_gemm_o_update": "flashomni_gemm_o_workspace_size",
+               "flashomni_gemm_o_dispatch": "flashomni_gemm_o_workspace_size"}.get(
+                   name, name + "_workspace_size")
+    _lib.call(ws_name, ctypes.byref(args), ctypes.byref(bytes_))
+    workspace, ptr = None, None
+    if bytes_.value:
+        workspace = _arrays.allocate(like, (bytes_.value,), _lib.UINT8, zero=False)
+        ptr = _arrays.view(workspace, "workspace").data
+    handle = _stream_handle(stream, like) if like.device == _lib.CUDA else 0
+    _lib.call(name, ctypes.byref(args), ptr, bytes_.value, handle or None)
+    if workspace is not None and stream is not None and _arrays.is_torch(workspace):
+        # The caching allocator orders reuse on the allocating stream only; tell it about ours.
+        import torch
+
+        workspace.record_stream(torch.cuda.ExternalStream(handle))
+
+
+def sparse_attention(q, k, v, symbols=None, *, softmax_scale=None, out=None, lse=None,
+                     return_lse=False, cu_seqlens_q=None, cu_seqlens_kv=None, max_seqlen_q=None,
+                     max_seqlen_kv=None, stream=None, dtype=None):
+    """Block-sparse attention (spec §2); returns out, or (out, lse) with return_lse.
+
+    Uniform batch: q [B, Nq, H, d], k/v [B, Nkv, Hkv, d], lse float32 [B, H, Nq].
+    Varlen: q [total_q, H, d], k/v [total_kv, Hkv, d], lse [H, total_q] with cu_seqlens_q/kv
+    (int32 [B + 1], on the tensors' device; lists are accepted). Cached (b, h, i) rows of out and
+    lse are not written: pass `out` pre-filled with cached values; when allocated here they are 0.
+    dtype='bfloat16' marks uint16 NumPy arrays as bfloat16 bits."""
+    bf16 = _bf16(dtype)
+    qv = _arrays.view(q, "q", bf16=bf16)
+    kv_, vv = _arrays.view(k, "k", bf16=bf16), _arrays.view(v, "v", bf16=bf16)
+    varlen = cu_seqlens_q is not None or cu_seqlens_kv is not None
+    cu_q = _arrays.host_int32(cu_seqlens_q, "cu_seqlens_q", qv)
+    cu_kv = _arrays.host_int32(cu_seqlens_kv, "cu_seqlens_kv", qv)
+    cqv = _arrays.view(cu_q, "cu_seqlens_q", optional=True)
+    ckv = _arrays.view(cu_kv, "cu_seqlens_kv", optional=True)
+    if varlen:
+        if max_seqlen_q is None and cu_q is not None:
+            max_seqlen_q = int(np.max(np.diff(_arrays.to_numpy_host(cu_q)), initial=0))
+        if max_seqlen_kv is None and cu_kv is not None:
+            max_seqlen_kv = int(np.max(np.diff(_arrays.to_numpy_host(cu_kv)), initial=0))
+    if out is None:
+        out = _arrays.allocate(qv, qv.shape, qv.dtype, zero=symbols is not None)
+    ov = _arrays.view(out, "out", bf16=bf16)
+    if lse is None and return_lse:
+        if varlen and qv.ndim == 3:
+            lse_shape = (qv.shape[1], qv.shape[0])
+        elif qv.ndim == 4:
+            lse_shape = (qv.shape[0], qv.shape[2], qv.shape[1])
+        else:
+            raise ValueError(f"argument 'q': expected 4 dims [B, Nq, H, d] (or 3 with cu_seqlens), "
+                             f"got {qv.ndim}")
+        lse = _arrays.allocate(qv, lse_shape, _lib.FLOAT32, zero=symbols is not None)
+    lv = _arrays.view(lse, "lse", optional=True)
+    sym, sym_ptr = _symbols_arg(symbols)
+
+    args = _lib.AttentionArgs()
+    args.struct_size = ctypes.sizeof(_lib.AttentionArgs)
+    args.max_seqlen_q = int(max_seqlen_q or 0)
+    args.max_seqlen_kv = int(max_seqlen_kv or 0)
+    if softmax_scale is not None and not (math.isfinite(softmax_scale) and softmax_scale > 0):
+        raise ValueError(f"argument 'softmax_scale': expected a finite value > 0, got "
+                         f"{softmax_scale}")
+    args.softmax_scale = float(softmax_scale or 0.0)
+    args.q, args.k, args.v, args.out = qv.c(), kv_.c(), vv.c(), ov.c()
+    args.lse = _arrays.c_tensor(lv)
+    args.cu_seqlens_q, args.cu_seqlens_kv = _arrays.c_tensor(cqv), _arrays.c_tensor(ckv)
+    if sym_ptr is not None:
+        args.symbols = sym_ptr
+    _run("flashomni_sparse_attention", args, qv, stream)
+    del sym
+    return (out, lse) if return_lse else out
+
+
+def _head_dim(head_dim, columns, heads, name):
+    if not isinstance(heads, int) or heads <= 0:
+        raise ValueError(f"argument 'heads': expected an int > 0, got {heads!r}")
+    if head_dim is None:
+        if columns % heads:
+            raise ValueError(f"argument 'heads': {name} has {columns} columns, not a multiple of "
+                             f"heads = {heads}; pass head_dim")
+        return columns // heads
+    return int(head_dim)
+
+
+def _out_shape(inp, weight, name):
+    if inp.ndim not in (2, 3):
+        raise ValueError(f"argument '{name}': expected 2 or 3 dims, got {inp.ndim}")
+    if weight.ndim != 2:
+        raise ValueError(f"argument 'weight': expected 2 dims, got {weight.ndim}")
+    return inp.shape[:-1] + (weight.shape[0],)
+
+
+def gemm_q(x, weight, bias=None, *, heads, symbols=None, row_offset=0, out=None, head_dim=None,
+           stream=None, dtype=None):
+    """Q = x weight^T + bias for active (query block, head) tiles only (spec §3).
+
+    x [M, K] or [B, M, K]; weight [heads * head_dim, K]; out [..., heads * head_dim]. Row m is
+    token m + row_offset of the symbols' sequence. Inactive tiles of out are not written (0 when
+    `out` is allocated here)."""
+    bf16 = _bf16(dtype)
+    xv, wv = _arrays.view(x, "x", bf16=bf16), _arrays.view(weight, "weight", bf16=bf16)
+    bv = _arrays.view(bias, "bias", bf16=bf16, optional=True)
+    hd = _head_dim(head_dim, wv.shape[0] if wv.ndim == 2 else 0, heads, "weight")
+    if out is None:
+        out = _arrays.allocate(xv, _out_shape(xv, wv, "x"), xv.dtype, zero=symbols is not None)
+    ov = _arrays.view(out, "out", bf16=bf16)
+    sym, sym_ptr = _symbols_arg(symbols)
+    args = _lib.GemmQArgs()
+    args.struct_size = ctypes.sizeof(_lib.GemmQArgs)
+    args.heads, args.head_dim, args.row_offset = heads, hd, int(row_offset)
+    args.x, args.weight, args.bias, args.out = xv.c(), wv.c(), _arrays.c_tensor(bv), ov.c()
+    if sym_ptr is not None:
+        args.symbols = sym_ptr
+    _run("flashomni_gemm_q", args, xv, stream)
+    del sym
+    return out
+
+
+def _gemm_o_args(av, wv, bv, cv, ov, heads, hd, row_offset, sym_ptr):
+    args = _lib.GemmOArgs()
+    args.struct_size = ctypes.sizeof(_lib.GemmOArgs)
+    args.heads, args.head_dim, args.row_offset = heads, hd, int(row_offset)
+    args.a, args.weight, args.bias = av.c(), wv.c(), _arrays.c_tensor(bv)
+    args.cache, args.out = cv.c(), ov.c()
+    if sym_ptr is not None:
+        args.symbols = sym_ptr
+    return args
+
+
+def gemm_o_update(a, weight, bias=None, *, heads, symbols=None, row_offset=0, cache_dtype=None,
+                  head_dim=None, out=None, cache=None, stream=None, dtype=None):
+    """Full-step output projection (spec §4): returns (out, cache) computed in one pass, with
+    cache = bias + cached heads' contribution and out = cache + active heads + extra columns.
+
+    a [M, heads * head_dim + extra] or [B, M, ...] (pass head_dim when extra > 0); weight
+    [N, heads * head_dim + extra]; cache_dtype defaults to float32 (exact up to summation order)."""
+    bf16 = _bf16(dtype)
+    av, wv = _arrays.view(a, "a", bf16=bf16), _arrays.view(weight, "weight", bf16=bf16)
+    bv = _arrays.view(bias, "bias", bf16=bf16, optional=True)
+    hd = _head_dim(head_dim, av.shape[-1] if av.ndim else 0, heads, "a")
+    shape = _out_shape(av, wv, "a")
+    if out is None:
+        out = _arrays.allocate(av, shape, av.dtype, zero=False)
+    if cache is None:
+        code = _lib.FLOAT32 if cache_dtype is None else _arrays.dtype_code(cache_dtype)
+        cache = _arrays.allocate(av, shape, code, zero=False)
+    cache_bf16 = bf16 or _arrays.dtype_code(cache_dtype) == _lib.BFLOAT16
+    ov = _arrays.view(out, "out", bf16=bf16)
+    cv = _arrays.view(cache, "cache", bf16=cache_bf16)
+    sym, sym_ptr = _symbols_arg(symbols)
+    args = _gemm_o_args(av, wv, bv, cv, ov, heads, hd, row_offset, sym_ptr)
+    _run("flashomni_gemm_o_update", args, av, stream)
+    del sym
+    return out, cache
+
+
+def gemm_o_dispatch(a, weight, cache, *, heads, symbols=None, row_offset=0, out=None,
+                    head_dim=None, stream=None, dtype=None, cache_dtype=None):
+    """Sparse-step output projection (spec §4): out = cache + active heads + extra columns.
+    Cached heads' columns of `a` are never read."""
+    bf16 = _bf16(dtype)
+    av, wv = _arrays.view(a, "a", bf16=bf16), _arrays.view(weight, "weight", bf16=bf16)
+    cache_bf16 = bf16 or _arrays.dtype_code(cache_dtype) == _lib.BFLOAT16
+    cv = _arrays.view(cache, "cache", bf16=cache_bf16)
+    hd = _head_dim(head_dim, av.shape[-1] if av.ndim else 0, heads, "a")
+    if out is None:
+        out = _arrays.allocate(av, _out_shape(av, wv, "a"), av.dtype, zero=False)
+    ov = _arrays.view(out, "out", bf16=bf16)
+    sym, sym_ptr = _symbols_arg(symbols)
+    args = _gemm_o_args(av, wv, None, cv, ov, heads, hd, row_offset, sym_ptr)
+    _run("flashomni_gemm_o_dispatch", args, av, stream)
+    del sym
+    return out
