@@ -213,3 +213,65 @@ def test_cuda_array_interface_is_parsed_and_device_checked():
         # (raised before any C call, so the fake pointer is never used).
         with pytest.raises(ValueError, match="must be passed explicitly"):
             fo.sparse_attention(_CudaArray(q.shape), _CudaArray(k.shape), _CudaArray(v.shape))
+
+
+C_EXAMPLE = r"""
+#include <math.h>
+#include <stdio.h>
+#include "flashomni/flashomni.h"
+
+static float q[256 * 2 * 64], k[256 * 2 * 64], v[256 * 2 * 64], out[256 * 2 * 64];
+
+int main(void) {
+  int i;
+  for (i = 0; i < 256 * 2 * 64; ++i) {
+    q[i] = (float)sin(0.37 * i);
+    k[i] = (float)cos(0.11 * i);
+    v[i] = (float)sin(0.05 * i);
+    out[i] = 7.25f;
+  }
+  /* The usage example of flashomni.h, verbatim from here on. */
+  uint32_t q_bits[2] = {0x1u, 0x3u};          // [B, H, q_words]: head 0 only block 0 active
+  uint32_t kv_bits[4] = {0x3u, 0x3u, 0x3u, 0x3u};  // [B, H, q_blocks, kv_words]
+  fo_symbols s = {q_bits, kv_bits, 1, 2, 2, 2, 128, 128, FO_CPU};
+  fo_attention_args a = {0};
+  a.struct_size = sizeof(a);
+  a.q = fo_tensor_contiguous(q, FO_FLOAT32, FO_CPU, 4, (int64_t[]){1, 256, 2, 64});
+  a.k = fo_tensor_contiguous(k, FO_FLOAT32, FO_CPU, 4, (int64_t[]){1, 256, 2, 64});
+  a.v = fo_tensor_contiguous(v, FO_FLOAT32, FO_CPU, 4, (int64_t[]){1, 256, 2, 64});
+  a.out = fo_tensor_contiguous(out, FO_FLOAT32, FO_CPU, 4, (int64_t[]){1, 256, 2, 64});
+  a.symbols = &s;                              // NULL = dense attention
+  if (flashomni_sparse_attention(&a, NULL, 0, NULL) != FO_OK) {
+    fprintf(stderr, "flashomni: %s\n", flashomni_last_error());
+    return 1;
+  }
+  /* token 200 is in query block 1: head 0 cached (untouched), head 1 computed */
+  printf("%s %g %d\n", flashomni_version(), out[(200 * 2 + 0) * 64],
+         out[(200 * 2 + 1) * 64] != 7.25f);
+  a.k.dtype = FO_FLOAT16;
+  i = flashomni_sparse_attention(&a, NULL, 0, NULL);
+  printf("%d %s\n", i, flashomni_last_error());
+  return 0;
+}
+"""
+
+
+def test_c_header_example_compiles_as_c99_and_runs(tmp_path):
+    import pathlib
+    import shutil
+    import subprocess
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    lib = pathlib.Path(fo.library_path())
+    include = pathlib.Path(__file__).resolve().parents[2] / "include"
+    src, exe = tmp_path / "example.c", tmp_path / "example"
+    src.write_text(C_EXAMPLE)
+    subprocess.run([cc, "-std=c99", "-Wall", "-Werror", "-Wno-unused-function", f"-I{include}",
+                    str(src), "-o", str(exe), str(lib), f"-Wl,-rpath,{lib.parent}", "-lm"],
+                   check=True)
+    lines = subprocess.run([str(exe)], check=True, capture_output=True,
+                           text=True).stdout.splitlines()
+    assert lines[0] == f"{fo.__version__} 7.25 1"
+    assert lines[1].startswith("1 argument 'k'")
