@@ -186,6 +186,11 @@ class Symbols:
         """The fo_symbols struct (valid while this object and its words are alive)."""
         s = _lib.SymbolsStruct()
         qv, kv = _arrays.view(self.q_bits, "q_bits"), _arrays.view(self.kv_bits, "kv_bits")
+        # The C side trusts these fields to size its reads: re-check them against the words.
+        if (qv.shape != (self.batch, self.heads, self.q_words)
+                or kv.shape != (self.batch, self.heads, self.q_blocks, self.kv_words)):
+            raise ValueError("argument 'symbols': shape fields no longer match the word arrays "
+                             f"q_bits {qv.shape} / kv_bits {kv.shape}")
         s.q_bits, s.kv_bits = qv.data, kv.data
         s.batch, s.heads, s.q_blocks, s.kv_blocks = self.shape
         s.block_q, s.block_kv, s.device = self.block_q, self.block_kv, qv.device

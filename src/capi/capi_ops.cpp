@@ -87,9 +87,11 @@ GemmOParams to_params(const fo_gemm_o_args& a, SymbolsHolder& holder) {
   return p;
 }
 
+#ifndef FLASHOMNI_WITH_CUDA
 [[noreturn]] void fail_no_cuda(const char* op) {
   fail_unsupported(op, ": CUDA tensors given but libflashomni was built without CUDA");
 }
+#endif
 
 void check_bytes_out(const size_t* bytes) {
   FLASHOMNI_CHECK_ARG(bytes != nullptr, "bytes", "must not be NULL");

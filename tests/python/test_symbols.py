@@ -173,3 +173,10 @@ def test_to_device_needs_torch_for_gpu():
         g = s.to("cuda")
         assert g.is_cuda and g.device.startswith("cuda")
         np.testing.assert_array_equal(g.cpu().q_bits, s.q_bits)
+
+
+def test_shape_fields_are_rechecked_before_each_call():
+    s = fo.Symbols.dense(2, 64, 64, block_q=BQ, block_kv=BKV)
+    s.q_blocks = 40  # would make the C side read past the words
+    with pytest.raises(ValueError, match="'symbols'"):
+        s.validate()
