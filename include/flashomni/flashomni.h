@@ -14,10 +14,10 @@
  *    (not bytes). An optional tensor is "not given" when data == NULL.
  *  - Operations dispatch on the device of their first tensor (q, x, a): FO_CPU runs the
  *    multithreaded reference backend (workspace and stream ignored); FO_CUDA runs the sm_90a
- * kernels asynchronously on `stream` (a cudaStream_t, NULL = legacy default stream) using a
- * caller-owned device workspace of at least *_workspace_size() bytes, with no host synchronisation
- * and no allocation, so the call can be captured in a CUDA graph. A library built without CUDA
- * returns FO_UNSUPPORTED for CUDA tensors.
+ *    kernels asynchronously on `stream` (a cudaStream_t, NULL = legacy default stream) with a
+ *    caller-owned device workspace of at least *_workspace_size() bytes, no host synchronisation
+ *    and no allocation, so the call can be captured in a CUDA graph. A library built without
+ *    CUDA returns FO_UNSUPPORTED for CUDA tensors.
  *
  * ABI stability
  *  - Enum values never change. Argument structs (fo_*_args) start with `struct_size`, which the
