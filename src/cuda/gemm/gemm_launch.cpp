@@ -1,19 +1,316 @@
-// FlashOmni CUDA layer: gemm_q / gemm_o launchers (placeholder until the sm_90a kernels land).
+// FlashOmni CUDA layer (GEMM): host launchers of gemm_q / gemm_o_update / gemm_o_dispatch — check
+// what the sm_90a kernel supports, carve the workspace, encode the TMA maps, enqueue the planner
+// (when symbols are given) and the persistent kernel on the caller's stream. No host sync.
+#include <algorithm>
+
+#include "cuda/common/tensor_map.h"
+#include "cuda/gemm/gemm_params.h"
+#include "cuda/runtime.h"
 #include "flashomni/cuda_ops.h"
 
 namespace flashomni::cuda {
+namespace {
 
-std::size_t gemm_q_workspace_size(const GemmQParams&) { return 0; }
-void gemm_q(const GemmQParams&, void*, std::size_t, void*) {
-  fail_unsupported("gemm_q: the CUDA kernel is not built yet");
+using gemm::GemmKernelParams;
+using gemm::GemmMode;
+using gemm::GemmPlanParams;
+using gemm::kTileK;
+using gemm::kTileM;
+using gemm::kTileN;
+
+// The operand/output views every call shares, flattened to [batch, rows, cols].
+struct Operand3 {
+  int64_t batch = 1, rows = 0, cols = 0, row_stride = 0, batch_stride = 0;
+};
+
+Operand3 as_3d(const TensorRef& t, const char* name) {
+  FLASHOMNI_CHECK_ARG(t.ndim == 2 || t.ndim == 3, name, "expected 2 or 3 dims, got ", t.ndim);
+  FLASHOMNI_CHECK_ARG(t.stride[t.ndim - 1] == 1 || t.shape[t.ndim - 1] <= 1, name,
+                      "last dim must be contiguous");
+  Operand3 o;
+  o.rows = t.shape[t.ndim - 2];
+  o.cols = t.shape[t.ndim - 1];
+  o.row_stride = t.stride[t.ndim - 2];
+  if (t.ndim == 3) {
+    o.batch = t.shape[0];
+    o.batch_stride = t.stride[0];
+  }
+  return o;
 }
 
-std::size_t gemm_o_workspace_size(const GemmOParams&) { return 0; }
-void gemm_o_update(const GemmOParams&, void*, std::size_t, void*) {
-  fail_unsupported("gemm_o_update: the CUDA kernel is not built yet");
+// Row tiles of 128 rows per batch entry; with symbols, tiles follow the query blocks (a block
+// of block_q = 128 c rows is c tiles), so every tile lies in one block.
+struct RowTiling {
+  int32_t row_tiles = 0, block_q = 0, chunks_per_block = 1, first_block = 0;
+};
+
+RowTiling row_tiling(int64_t rows, int32_t row_offset, const SymbolsRef* symbols) {
+  RowTiling r;
+  if (symbols == nullptr) {
+    r.row_tiles = static_cast<int32_t>((rows + kTileM - 1) / kTileM);
+    return r;
+  }
+  r.block_q = symbols->shape.block_q;
+  r.chunks_per_block = r.block_q / kTileM;
+  r.first_block = row_offset / r.block_q;
+  const int64_t last_block = rows > 0 ? (rows - 1 + row_offset) / r.block_q : r.first_block - 1;
+  r.row_tiles = static_cast<int32_t>((last_block - r.first_block + 1) * r.chunks_per_block);
+  return r;
 }
-void gemm_o_dispatch(const GemmOParams&, void*, std::size_t, void*) {
-  fail_unsupported("gemm_o_dispatch: the CUDA kernel is not built yet");
+
+void check_common(const TensorRef& a, const TensorRef& weight, const TensorRef& bias,
+                  const TensorRef& out, int32_t heads, int32_t head_dim, int32_t row_offset,
+                  const SymbolsRef* symbols, const char* a_name) {
+  FLASHOMNI_CHECK_ARG(a.defined() && a.device == Device::kCUDA, a_name, "expected a CUDA tensor");
+  FLASHOMNI_CHECK_ARG(a.dtype == DType::kBFloat16 || a.dtype == DType::kFloat16, a_name,
+                      "the sm_90a kernel takes bfloat16 or float16, got ", dtype_name(a.dtype));
+  for (const auto& [t, name] : {std::pair{&weight, "weight"}, std::pair{&out, "out"}}) {
+    FLASHOMNI_CHECK_ARG(t->defined() && t->device == Device::kCUDA, name, "expected a CUDA tensor");
+    FLASHOMNI_CHECK_ARG(t->dtype == a.dtype, name, "expected dtype ", dtype_name(a.dtype),
+                        " (same as ", a_name, "), got ", dtype_name(t->dtype));
+  }
+  if (bias.defined()) {
+    FLASHOMNI_CHECK_ARG(bias.device == Device::kCUDA && bias.dtype == a.dtype && bias.ndim == 1 &&
+                            (bias.stride[0] == 1 || bias.shape[0] <= 1),
+                        "bias", "expected a contiguous 1-D CUDA tensor of dtype ",
+                        dtype_name(a.dtype));
+  }
+  if (head_dim != 64 && head_dim != 128 && head_dim != 256) {
+    fail_unsupported("sparse GEMM on CUDA: head_dim must be 64, 128 or 256, got ", head_dim);
+  }
+  if (heads < 1 || heads > gemm::kMaxHeads) {
+    fail_unsupported("sparse GEMM on CUDA: heads must be in [1, ", gemm::kMaxHeads, "], got ",
+                     heads);
+  }
+  FLASHOMNI_CHECK_ARG(row_offset >= 0, "row_offset", "expected >= 0, got ", row_offset);
+  if (symbols != nullptr) {
+    FLASHOMNI_CHECK_ARG(symbols->device == Device::kCUDA && symbols->q_bits != nullptr,
+                        "symbols.q_bits", "expected device-resident words");
+    if (symbols->shape.block_q % kTileM != 0) {
+      fail_unsupported("sparse GEMM on CUDA: block_q must be a multiple of ", kTileM, ", got ",
+                       symbols->shape.block_q);
+    }
+    FLASHOMNI_CHECK_ARG(symbols->shape.heads == heads, "symbols.heads", "expected ", heads,
+                        ", got ", symbols->shape.heads);
+  }
+  if (!device_is_sm90()) fail_unsupported("sparse GEMM on CUDA needs an sm_90 (Hopper) device");
+}
+
+void check_tma_operand(const Operand3& o, const TensorRef& t, const char* name) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(t.data);
+  FLASHOMNI_CHECK_ARG(addr % 16 == 0 && (o.row_stride * 2) % 16 == 0 &&
+                          (o.batch == 1 || (o.batch_stride * 2) % 16 == 0),
+                      name,
+                      "TMA needs a 16-byte aligned base and row/batch strides that are "
+                      "multiples of 8 elements");
+}
+
+void launch_kernel(const GemmKernelParams& kp, DType dtype, const CUtensorMap& a_map,
+                   const CUtensorMap& b_map, int64_t max_items, cudaStream_t stream) {
+  const int grid = static_cast<int>(std::min<int64_t>(sm_count(), std::max<int64_t>(max_items, 1)));
+  if (dtype == DType::kBFloat16) {
+    gemm::launch_sparse_gemm_bf16(kp, a_map, b_map, grid, stream);
+  } else {
+    gemm::launch_sparse_gemm_fp16(kp, a_map, b_map, grid, stream);
+  }
+}
+
+int64_t q_max_items(const GemmQParams& p) {
+  const Operand3 x = as_3d(p.x, "x");
+  const RowTiling r = row_tiling(x.rows, p.row_offset, p.symbols);
+  const int32_t slots = kTileN / std::max(p.head_dim, 1);
+  return x.batch * r.row_tiles * ((p.heads + slots - 1) / std::max(slots, 1));
+}
+
+int64_t o_max_entries(const GemmOParams& p) {
+  const Operand3 a = as_3d(p.a, "a");
+  return a.batch * row_tiling(a.rows, p.row_offset, p.symbols).row_tiles;
+}
+
+void check_workspace(const void* workspace, std::size_t bytes, std::size_t needed) {
+  FLASHOMNI_CHECK_ARG(bytes >= needed, "workspace_bytes", "expected at least ", needed, ", got ",
+                      bytes);
+  FLASHOMNI_CHECK_ARG(needed == 0 || (workspace != nullptr &&
+                                      reinterpret_cast<std::uintptr_t>(workspace) % 256 == 0),
+                      "workspace", "expected a 256-byte aligned device buffer");
+}
+
+void run_gemm_o(const GemmOParams& p, GemmMode mode, void* workspace, std::size_t workspace_bytes,
+                void* stream_ptr) {
+  check_gemm_o(p, Device::kCUDA, mode == GemmMode::kOUpdate);
+  check_common(p.a, p.weight, p.bias, p.out, p.heads, p.head_dim, p.row_offset, p.symbols, "a");
+  const Operand3 a = as_3d(p.a, "a");
+  const Operand3 w = as_3d(p.weight, "weight");
+  const Operand3 out = as_3d(p.out, "out");
+  const int64_t head_cols = static_cast<int64_t>(p.heads) * p.head_dim;
+  FLASHOMNI_CHECK_ARG(a.cols >= head_cols, "a", "expected at least heads * head_dim = ", head_cols,
+                      " columns, got ", a.cols);
+  FLASHOMNI_CHECK_ARG(w.batch == 1 && w.cols == a.cols, "weight", "expected [N, ", a.cols, "]");
+  FLASHOMNI_CHECK_ARG(out.batch == a.batch && out.rows == a.rows && out.cols == w.rows, "out",
+                      "expected [", a.batch, ", ", a.rows, ", ", w.rows, "]");
+  FLASHOMNI_CHECK_ARG(p.cache.defined() && p.cache.device == Device::kCUDA &&
+                          (p.cache.dtype == DType::kFloat32 || p.cache.dtype == p.a.dtype),
+                      "cache", "expected a CUDA tensor of float32 or ", dtype_name(p.a.dtype));
+  const Operand3 cache = as_3d(p.cache, "cache");
+  FLASHOMNI_CHECK_ARG(cache.batch == a.batch && cache.rows == a.rows && cache.cols == w.rows,
+                      "cache", "expected [", a.batch, ", ", a.rows, ", ", w.rows, "]");
+  FLASHOMNI_CHECK_ARG(out.cols % 2 == 0 && out.row_stride % 2 == 0 && cache.row_stride % 2 == 0,
+                      "out", "the kernel stores column pairs: N and row strides must be even");
+  check_tma_operand(a, p.a, "a");
+  check_tma_operand(w, p.weight, "weight");
+  if (a.batch == 1 && p.symbols != nullptr) {
+    FLASHOMNI_CHECK_ARG(p.symbols->shape.batch == 1, "symbols.batch", "expected 1");
+  } else if (p.symbols != nullptr) {
+    FLASHOMNI_CHECK_ARG(p.symbols->shape.batch == a.batch, "symbols.batch", "expected ", a.batch);
+  }
+  const std::size_t needed = gemm_o_workspace_size(p);
+  check_workspace(workspace, workspace_bytes, needed);
+  if (a.rows == 0 || w.rows == 0) return;
+  auto stream = static_cast<cudaStream_t>(stream_ptr);
+  const RowTiling r = row_tiling(a.rows, p.row_offset, p.symbols);
+
+  GemmKernelParams kp;
+  kp.mode = mode;
+  kp.batch = static_cast<int32_t>(a.batch);
+  kp.rows = static_cast<int32_t>(a.rows);
+  kp.cols = static_cast<int32_t>(w.rows);
+  kp.heads = p.heads;
+  kp.head_dim = p.head_dim;
+  kp.extra_k_blocks = static_cast<int32_t>((a.cols - head_cols + kTileK - 1) / kTileK);
+  kp.n_tiles = static_cast<int32_t>((w.rows + kTileN - 1) / kTileN);
+  kp.b_box_rows = 128;
+  kp.row_tiles = r.row_tiles;
+  kp.block_q = r.block_q;
+  kp.chunks_per_block = r.chunks_per_block;
+  kp.first_block = r.first_block;
+  kp.row_offset = p.row_offset;
+  const int64_t entries = o_max_entries(p);
+  kp.dense_items = static_cast<int32_t>(entries * kp.n_tiles);
+  kp.out = p.out.data;
+  kp.out_row_stride = out.row_stride;
+  kp.out_batch_stride = out.batch_stride;
+  kp.bias = p.bias.data;
+  kp.cache = p.cache.data;
+  kp.cache_fp32 = p.cache.dtype == DType::kFloat32;
+  kp.cache_row_stride = cache.row_stride;
+  kp.cache_batch_stride = cache.batch_stride;
+  if (p.symbols != nullptr) {
+    GemmPlanParams pp;
+    pp.mode = mode;
+    pp.symbols = *p.symbols;
+    pp.batch = kp.batch;
+    pp.rows = kp.rows;
+    pp.heads = p.heads;
+    pp.row_tiles = r.row_tiles;
+    pp.block_q = r.block_q;
+    pp.chunks_per_block = r.chunks_per_block;
+    pp.first_block = r.first_block;
+    pp.row_offset = p.row_offset;
+    pp.k_blocks_per_head = p.head_dim / kTileK;
+    pp.extra_k_blocks = kp.extra_k_blocks;
+    pp.item_count = static_cast<int32_t*>(workspace);
+    pp.items = reinterpret_cast<int4*>(static_cast<char*>(workspace) + 256);
+    gemm::launch_gemm_planner(pp, stream);
+    kp.items = pp.items;
+    kp.item_count = pp.item_count;
+  }
+  const CUtensorMap a_map = make_tensor_map_16bit(p.a.data, a.batch, a.rows, a.cols, a.row_stride,
+                                                  a.batch_stride, kTileM, kTileK);
+  const CUtensorMap b_map =
+      make_tensor_map_16bit(p.weight.data, 1, w.rows, w.cols, w.row_stride, 0, 128, kTileK);
+  launch_kernel(kp, p.a.dtype, a_map, b_map, kp.dense_items, stream);
+}
+
+}  // namespace
+
+std::size_t gemm_q_workspace_size(const GemmQParams& p) {
+  if (p.symbols == nullptr) return 0;
+  return gemm::plan_workspace_bytes(q_max_items(p));
+}
+
+void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, void* stream_ptr) {
+  check_gemm_q(p, Device::kCUDA);
+  check_common(p.x, p.weight, p.bias, p.out, p.heads, p.head_dim, p.row_offset, p.symbols, "x");
+  const Operand3 x = as_3d(p.x, "x");
+  const Operand3 w = as_3d(p.weight, "weight");
+  const Operand3 out = as_3d(p.out, "out");
+  const int64_t n = static_cast<int64_t>(p.heads) * p.head_dim;
+  FLASHOMNI_CHECK_ARG(w.batch == 1 && w.rows == n && w.cols == x.cols, "weight", "expected [", n,
+                      ", ", x.cols, "]");
+  FLASHOMNI_CHECK_ARG(out.batch == x.batch && out.rows == x.rows && out.cols == n, "out",
+                      "expected [", x.batch, ", ", x.rows, ", ", n, "]");
+  FLASHOMNI_CHECK_ARG(!p.bias.defined() || p.bias.shape[0] == n, "bias", "expected [", n, "]");
+  FLASHOMNI_CHECK_ARG(out.row_stride % 2 == 0, "out", "row stride must be even");
+  check_tma_operand(x, p.x, "x");
+  check_tma_operand(w, p.weight, "weight");
+  if (p.symbols != nullptr) {
+    FLASHOMNI_CHECK_ARG(p.symbols->shape.batch == x.batch, "symbols.batch", "expected ", x.batch);
+  }
+  const std::size_t needed = gemm_q_workspace_size(p);
+  check_workspace(workspace, workspace_bytes, needed);
+  if (x.rows == 0) return;
+  auto stream = static_cast<cudaStream_t>(stream_ptr);
+  const RowTiling r = row_tiling(x.rows, p.row_offset, p.symbols);
+
+  GemmKernelParams kp;
+  kp.mode = GemmMode::kQ;
+  kp.batch = static_cast<int32_t>(x.batch);
+  kp.rows = static_cast<int32_t>(x.rows);
+  kp.cols = static_cast<int32_t>(n);
+  kp.heads = p.heads;
+  kp.head_dim = p.head_dim;
+  kp.slots = kTileN / p.head_dim;
+  kp.k_blocks = static_cast<int32_t>((x.cols + kTileK - 1) / kTileK);
+  kp.b_box_rows = p.head_dim;
+  kp.row_tiles = r.row_tiles;
+  kp.block_q = r.block_q;
+  kp.chunks_per_block = r.chunks_per_block;
+  kp.first_block = r.first_block;
+  kp.row_offset = p.row_offset;
+  kp.dense_items = static_cast<int32_t>(q_max_items(p));
+  kp.out = p.out.data;
+  kp.out_row_stride = out.row_stride;
+  kp.out_batch_stride = out.batch_stride;
+  kp.bias = p.bias.data;
+  if (p.symbols != nullptr) {
+    GemmPlanParams pp;
+    pp.mode = GemmMode::kQ;
+    pp.symbols = *p.symbols;
+    pp.batch = kp.batch;
+    pp.rows = kp.rows;
+    pp.heads = p.heads;
+    pp.slots = kp.slots;
+    pp.row_tiles = r.row_tiles;
+    pp.block_q = r.block_q;
+    pp.chunks_per_block = r.chunks_per_block;
+    pp.first_block = r.first_block;
+    pp.row_offset = p.row_offset;
+    pp.item_count = static_cast<int32_t*>(workspace);
+    pp.items = reinterpret_cast<int4*>(static_cast<char*>(workspace) + 256);
+    gemm::launch_gemm_planner(pp, stream);
+    kp.items = pp.items;
+    kp.item_count = pp.item_count;
+  }
+  const CUtensorMap a_map = make_tensor_map_16bit(p.x.data, x.batch, x.rows, x.cols, x.row_stride,
+                                                  x.batch_stride, kTileM, kTileK);
+  const CUtensorMap b_map =
+      make_tensor_map_16bit(p.weight.data, 1, w.rows, w.cols, w.row_stride, 0, p.head_dim, kTileK);
+  launch_kernel(kp, p.x.dtype, a_map, b_map, kp.dense_items, stream);
+}
+
+std::size_t gemm_o_workspace_size(const GemmOParams& p) {
+  if (p.symbols == nullptr) return 0;
+  return gemm::plan_workspace_bytes(o_max_entries(p));
+}
+
+void gemm_o_update(const GemmOParams& p, void* workspace, std::size_t workspace_bytes,
+                   void* stream) {
+  run_gemm_o(p, GemmMode::kOUpdate, workspace, workspace_bytes, stream);
+}
+
+void gemm_o_dispatch(const GemmOParams& p, void* workspace, std::size_t workspace_bytes,
+                     void* stream) {
+  run_gemm_o(p, GemmMode::kODispatch, workspace, workspace_bytes, stream);
 }
 
 }  // namespace flashomni::cuda

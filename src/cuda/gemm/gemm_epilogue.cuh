@@ -1,0 +1,144 @@
+// FlashOmni CUDA layer (GEMM): accumulator initialisation (zeros, bias, cached partial sum) and
+// the masked stores of a warpgroup's 64 x 256 fp32 fragment (out, cache).
+//
+// wgmma fragment (m64nNk16, fp32): thread t of the warpgroup holds, for column group j < N / 8,
+// acc[4j + 0..1] at (row 16 * (t / 32) + (t % 32) / 4, cols 8j + 2 (t % 4) + 0..1) and
+// acc[4j + 2..3] at the same columns 8 rows lower. Stores are 2 columns (4 or 8 bytes) wide.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "cuda/gemm/gemm_scheduler.cuh"
+
+namespace flashomni::cuda::gemm {
+
+template <typename T>
+__device__ __forceinline__ float2 load_pair(const T* p);
+template <>
+__device__ __forceinline__ float2 load_pair<__nv_bfloat16>(const __nv_bfloat16* p) {
+  return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
+}
+template <>
+__device__ __forceinline__ float2 load_pair<__half>(const __half* p) {
+  return __half22float2(*reinterpret_cast<const __half2*>(p));
+}
+template <>
+__device__ __forceinline__ float2 load_pair<float>(const float* p) {
+  return *reinterpret_cast<const float2*>(p);
+}
+
+template <typename T>
+__device__ __forceinline__ void store_pair(T* p, float x, float y);
+template <>
+__device__ __forceinline__ void store_pair<__nv_bfloat16>(__nv_bfloat16* p, float x, float y) {
+  *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(x, y);
+}
+template <>
+__device__ __forceinline__ void store_pair<__half>(__half* p, float x, float y) {
+  *reinterpret_cast<__half2*>(p) = __floats2half2_rn(x, y);
+}
+template <>
+__device__ __forceinline__ void store_pair<float>(float* p, float x, float y) {
+  *reinterpret_cast<float2*>(p) = make_float2(x, y);
+}
+
+// Where this thread's fragment lands: rows row0 and row0 + 8 of the tile, column 8j + col0.
+struct FragmentCoords {
+  int32_t row0, col0;
+  __device__ __forceinline__ FragmentCoords(int32_t warpgroup) {
+    const int32_t t = threadIdx.x % 128;
+    row0 = warpgroup * 64 + 16 * (t / 32) + (t % 32) / 4;
+    col0 = 2 * (t % 4);
+  }
+};
+
+// Output column of tile column c (GEMM-Q: through the head slots), or -1 when c is not stored.
+__device__ __forceinline__ int32_t output_col(const GemmKernelParams& p, const Tile& t, int32_t c) {
+  if (p.mode == GemmMode::kQ) {
+    const int32_t shift = 31 - __clz(p.head_dim);  // head_dim is 64, 128 or 256 (launcher)
+    const int32_t slot = c >> shift;
+    if (slot >= t.slots) return -1;
+    return static_cast<int32_t>((t.heads >> (8 * slot)) & 0xffu) * p.head_dim +
+           (c & (p.head_dim - 1));
+  }
+  const int32_t col = t.n0 + c;
+  return col < p.cols ? col : -1;
+}
+
+// acc = bias (broadcast over rows) or 0; columns = kN / 8 groups.
+template <int kN, typename T>
+__device__ __forceinline__ void init_bias(float (&acc)[128], const GemmKernelParams& p,
+                                          const Tile& t, const FragmentCoords& f) {
+  const T* bias = static_cast<const T*>(p.bias);
+#pragma unroll
+  for (int j = 0; j < kN / 8; ++j) {
+    float2 v = make_float2(0.f, 0.f);
+    if (bias != nullptr) {
+      const int32_t col = output_col(p, t, 8 * j + f.col0);
+      if (col >= 0) v = load_pair(bias + col);
+    }
+    acc[4 * j + 0] = v.x;
+    acc[4 * j + 1] = v.y;
+    acc[4 * j + 2] = v.x;
+    acc[4 * j + 3] = v.y;
+  }
+}
+
+// acc = cache tile (GEMM-O dispatch); rows outside [0, M) stay 0 and are never stored.
+template <typename C>
+__device__ __forceinline__ void init_from_cache(float (&acc)[128], const GemmKernelParams& p,
+                                                const Tile& t, const FragmentCoords& f) {
+  const C* base = static_cast<const C*>(p.cache) + t.b * p.cache_batch_stride;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int32_t row = t.m0 + f.row0 + 8 * half;
+    const bool row_ok = row >= 0 && row < p.rows;
+    const C* src = base + static_cast<int64_t>(row) * p.cache_row_stride;
+#pragma unroll
+    for (int j = 0; j < 32; ++j) {
+      const int32_t col = t.n0 + 8 * j + f.col0;
+      float2 v = make_float2(0.f, 0.f);
+      if (row_ok && col < p.cols) v = load_pair(src + col);
+      acc[4 * j + 2 * half + 0] = v.x;
+      acc[4 * j + 2 * half + 1] = v.y;
+    }
+  }
+}
+
+// Stores the fragment to dst (row stride / batch stride in elements), masked to valid rows and
+// stored columns.
+template <int kN, typename D>
+__device__ __forceinline__ void store_tile(const float (&acc)[128], const GemmKernelParams& p,
+                                           const Tile& t, const FragmentCoords& f, D* dst,
+                                           int64_t row_stride, int64_t batch_stride) {
+  D* base = dst + t.b * batch_stride;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int32_t row = t.m0 + f.row0 + 8 * half;
+    if (row < 0 || row >= p.rows) continue;
+    D* out = base + static_cast<int64_t>(row) * row_stride;
+#pragma unroll
+    for (int j = 0; j < kN / 8; ++j) {
+      const int32_t col = output_col(p, t, 8 * j + f.col0);
+      if (col >= 0) store_pair(out + col, acc[4 * j + 2 * half], acc[4 * j + 2 * half + 1]);
+    }
+  }
+}
+
+// Rounds the accumulator to the storage type in place. GEMM-O update calls it after storing a
+// 16-bit cache, so that Y = C_stored + active heads exactly as dispatch computes it from that
+// cache (same initial values, same wgmma order: update then dispatch gives bit-identical Y).
+template <typename T>
+__device__ __forceinline__ void round_to_storage(float (&acc)[128]) {
+#pragma unroll
+  for (int i = 0; i < 128; i += 2) {
+    T pair[2];
+    store_pair<T>(pair, acc[i], acc[i + 1]);
+    const float2 v = load_pair<T>(pair);
+    acc[i] = v.x;
+    acc[i + 1] = v.y;
+  }
+}
+
+}  // namespace flashomni::cuda::gemm

@@ -1,0 +1,120 @@
+// FlashOmni CUDA layer (GEMM): the persistent warp-specialised sparse GEMM kernel (sm_90a) that
+// serves GEMM-Q, GEMM-O update and GEMM-O dispatch, and its launcher template. One CTA per SM;
+// warpgroup 0 produces (TMA), warpgroups 1 and 2 consume (wgmma) 64 rows each of every tile.
+#pragma once
+
+#include "cuda/common/hopper.cuh"
+#include "cuda/gemm/gemm_consumer.cuh"
+#include "cuda/gemm/gemm_epilogue.cuh"
+#include "cuda/gemm/gemm_producer.cuh"
+#include "cuda/runtime.h"
+
+namespace flashomni::cuda::gemm {
+
+// Register budget after reallocation: 40 for the producer, 232 for the consumers
+// (128 x 40 + 256 x 232 = 64,512 <= 65,536); the 128 fp32 accumulators fit with room to spare.
+inline constexpr int kProducerRegs = 40;
+inline constexpr int kConsumerRegs = 232;
+
+template <typename T>
+__device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, GemmSharedStorage& smem,
+                                              int32_t warpgroup) {
+  PipelineState state;
+  const FragmentCoords f(warpgroup);
+  const int32_t items = num_items(p);
+  // Each path declares its own accumulator: with one array shared by the n128 and n256 paths,
+  // ptxas (13.0) cannot keep the fragment in place and serialises every wgmma (C7511).
+  for (int32_t k = blockIdx.x; k < items; k += gridDim.x) {
+    const Tile t = get_tile(p, k);
+    if (p.mode == GemmMode::kQ) {
+      // One 128-column head (or two of 64) fill only half of the tile: use m64n128 wgmma.
+      if (t.slots * p.head_dim <= 128) {
+        float acc[128];
+        init_bias<128, T>(acc, p, t, f);
+        consume_k_blocks<128, T>(acc, t.phase2, warpgroup, smem, state);
+        store_tile<128>(acc, p, t, f, static_cast<T*>(p.out), p.out_row_stride, p.out_batch_stride);
+      } else {
+        float acc[128];
+        init_bias<256, T>(acc, p, t, f);
+        consume_k_blocks<256, T>(acc, t.phase2, warpgroup, smem, state);
+        store_tile<256>(acc, p, t, f, static_cast<T*>(p.out), p.out_row_stride, p.out_batch_stride);
+      }
+      continue;
+    }
+    float acc[128];
+    if (p.mode == GemmMode::kOUpdate) {
+      // C = bias + cached heads, stored; then Y = C + active heads + extra, same registers.
+      init_bias<256, T>(acc, p, t, f);
+      consume_k_blocks<256, T>(acc, t.phase1, warpgroup, smem, state);
+      if (p.cache_fp32) {
+        store_tile<256>(acc, p, t, f, static_cast<float*>(p.cache), p.cache_row_stride,
+                        p.cache_batch_stride);
+      } else {
+        store_tile<256>(acc, p, t, f, static_cast<T*>(p.cache), p.cache_row_stride,
+                        p.cache_batch_stride);
+        round_to_storage<T>(acc);
+      }
+    } else if (p.cache_fp32) {
+      init_from_cache<float>(acc, p, t, f);
+    } else {
+      init_from_cache<T>(acc, p, t, f);
+    }
+    hopper::wgmma_fence_operands(acc);
+    consume_k_blocks<256, T>(acc, t.phase2, warpgroup, smem, state);
+    store_tile<256>(acc, p, t, f, static_cast<T*>(p.out), p.out_row_stride, p.out_batch_stride);
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads, 1)
+    sparse_gemm_kernel(const __grid_constant__ GemmKernelParams p,
+                       const __grid_constant__ CUtensorMap a_map,
+                       const __grid_constant__ CUtensorMap b_map) {
+  extern __shared__ uint8_t smem_raw[];
+  auto& smem = *reinterpret_cast<GemmSharedStorage*>(
+      (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
+  const int32_t warpgroup = threadIdx.x / 128;
+  if (threadIdx.x == 0) {
+    hopper::tma_prefetch_desc(&a_map);
+    hopper::tma_prefetch_desc(&b_map);
+    for (int s = 0; s < kStages; ++s) {
+      hopper::mbar_init(&smem.full[s], 1);
+      hopper::mbar_init(&smem.empty[s], 2);
+    }
+    hopper::mbar_init_fence();
+  }
+  __syncthreads();
+  // The planner (or whatever ran before) must be complete before the work list, the operands
+  // or the outputs are touched.
+  hopper::grid_dependency_wait();
+  if (warpgroup == 0) {
+    hopper::setmaxnreg_dec<kProducerRegs>();
+    if (threadIdx.x == 0) producer_loop(p, &a_map, &b_map, smem);
+  } else {
+    hopper::setmaxnreg_inc<kConsumerRegs>();
+    consumer_loop<T>(p, smem, warpgroup - 1);
+  }
+}
+
+template <typename T>
+void launch_sparse_gemm(const GemmKernelParams& p, const CUtensorMap& a_map,
+                        const CUtensorMap& b_map, int grid, cudaStream_t stream) {
+  auto kernel = sparse_gemm_kernel<T>;
+  // Raising the dynamic shared-memory limit is a host-side attribute, once per process.
+  static const cudaError_t attr_status = cudaFuncSetAttribute(
+      kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemBytes));
+  FLASHOMNI_CUDA_CHECK(attr_status);
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(grid);
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = kSmemBytes;
+  config.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attr;
+  config.numAttrs = 1;
+  FLASHOMNI_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p, a_map, b_map));
+}
+
+}  // namespace flashomni::cuda::gemm

@@ -1,0 +1,95 @@
+// FlashOmni CUDA layer (GEMM): tile constants, the work-item encoding, the workspace layout and the
+// plain-data parameters the planner, the kernel and the host launcher share (no device code).
+#pragma once
+
+#include <cuda.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "flashomni/common.h"
+#include "flashomni/symbols.h"
+
+namespace flashomni::cuda::gemm {
+
+// One output tile is 128 rows x 256 columns, reduced in k-blocks of 64. 256 columns per tile lets
+// each consumer warpgroup issue m64n256k16 wgmma, whose shared-memory traffic per FLOP is the
+// lowest (A 2 KB + B 8 KB per 0.5 MFLOP); 128 rows = one default query block (bq = 128).
+inline constexpr int kTileM = 128;
+inline constexpr int kTileN = 256;
+inline constexpr int kTileK = 64;  // 64 x 2 bytes = one 128-byte swizzle row
+// 4 stages x (16 KB A + 32 KB B) = 192 KB of the 227 KB shared memory per CTA.
+inline constexpr int kStages = 4;
+inline constexpr int kThreads = 384;  // producer warpgroup + 2 consumer warpgroups (64 rows each)
+inline constexpr int kPlannerThreads = 1024;
+// Heads of a row block are packed into a 64-bit mask (FLUX, SD3, HunyuanVideo: 24; Wan: 40).
+inline constexpr int kMaxHeads = 64;
+// Counting-sort buckets of the GEMM-O planner: cost = k-blocks of a row block (<= 64 * 4 + extra).
+inline constexpr int kMaxPlanCost = 1023;
+
+enum class GemmMode : int32_t { kQ = 0, kOUpdate = 1, kODispatch = 2 };
+
+// Work items, 16 bytes each, written by the planner (or derived from the index when dense).
+//   GEMM-Q: {b, m0, heads, slots}: output tile rows m0..m0+127 of batch entry b, columns of up to
+//     4 heads (byte s of `heads` is the head in column slot s; slots = heads used);
+//   GEMM-O: one entry per row tile {b, m0, mask_lo, mask_hi} (bit h = head h active), expanded to
+//     n_tiles items (entry = item / n_tiles, column tile = item % n_tiles).
+// m0 may be negative or run past M (row_offset, tails): those rows are loaded as zeros by TMA and
+// never stored.
+struct GemmKernelParams {
+  GemmMode mode = GemmMode::kQ;
+  int32_t batch = 0;
+  int32_t rows = 0;  // M
+  int32_t cols = 0;  // N (output columns)
+  int32_t heads = 0;
+  int32_t head_dim = 0;        // 64, 128 or 256
+  int32_t slots = 0;           // GEMM-Q: heads per tile = 256 / head_dim
+  int32_t k_blocks = 0;        // GEMM-Q: ceil(K / 64)
+  int32_t extra_k_blocks = 0;  // GEMM-O: ceil(extra / 64), always-active columns after the heads
+  int32_t n_tiles = 0;         // GEMM-O: ceil(N / 256)
+  int32_t b_box_rows = 0;      // rows per weight TMA box: head_dim (GEMM-Q) or 128 (GEMM-O)
+  // Row tiles: dense when q_bits == nullptr (m0 = 128 * t); otherwise tile t of batch entry b is
+  // chunk t % chunks_per_block of query block first_block + t / chunks_per_block.
+  int32_t row_tiles = 0;  // per batch entry
+  int32_t block_q = 0;
+  int32_t chunks_per_block = 1;  // block_q / 128
+  int32_t first_block = 0;
+  int32_t row_offset = 0;
+  int32_t dense_items = 0;      // item count when no planner ran (dense), else an upper bound
+  const int4* items = nullptr;  // planner output (nullptr: dense, items from the index)
+  const int32_t* item_count = nullptr;  // device count (GEMM-Q items / GEMM-O row entries)
+  // Epilogue (strides in elements; batch stride unused when batch == 1).
+  void* out = nullptr;
+  int64_t out_row_stride = 0, out_batch_stride = 0;
+  const void* bias = nullptr;
+  void* cache = nullptr;  // GEMM-O: written by update, read by dispatch
+  int32_t cache_fp32 = 0;
+  int64_t cache_row_stride = 0, cache_batch_stride = 0;
+};
+
+// Planner inputs: the device symbols (only Sq is read) and the row-tile geometry.
+struct GemmPlanParams {
+  GemmMode mode = GemmMode::kQ;
+  SymbolsRef symbols;
+  int32_t batch = 0, rows = 0, heads = 0, slots = 0;
+  int32_t row_tiles = 0, block_q = 0, chunks_per_block = 1, first_block = 0, row_offset = 0;
+  int32_t k_blocks_per_head = 0, extra_k_blocks = 0;
+  int4* items = nullptr;
+  int32_t* item_count = nullptr;
+};
+
+// Workspace: [count int32, padded to 256 B][items int4 x max_items].
+inline std::size_t plan_workspace_bytes(int64_t max_items) {
+  return 256 + static_cast<std::size_t>(max_items) * sizeof(int4);
+}
+
+// Launches (on `stream`, no host synchronisation). The kernel is launched with programmatic
+// dependent launch so its prologue overlaps the planner.
+void launch_gemm_planner(const GemmPlanParams& p, cudaStream_t stream);
+void launch_sparse_gemm_bf16(const GemmKernelParams& p, const CUtensorMap& a_map,
+                             const CUtensorMap& b_map, int grid, cudaStream_t stream);
+void launch_sparse_gemm_fp16(const GemmKernelParams& p, const CUtensorMap& a_map,
+                             const CUtensorMap& b_map, int grid, cudaStream_t stream);
+
+}  // namespace flashomni::cuda::gemm

@@ -1,0 +1,43 @@
+// FlashOmni CUDA layer (GEMM): the producer — one thread of the producer warpgroup walks the tiles
+// of this CTA and issues the TMA loads of their active k-blocks into the shared-memory ring.
+#pragma once
+
+#include "cuda/common/hopper.cuh"
+#include "cuda/gemm/gemm_scheduler.cuh"
+#include "cuda/gemm/gemm_smem.cuh"
+
+namespace flashomni::cuda::gemm {
+
+__device__ __forceinline__ void producer_loop(const GemmKernelParams& p, const CUtensorMap* a_map,
+                                              const CUtensorMap* b_map, GemmSharedStorage& smem) {
+  PipelineState state;
+  const int32_t items = num_items(p);
+  constexpr uint32_t kBytesA = kTileM * kTileK * 2;
+  const uint32_t b_box_bytes = static_cast<uint32_t>(p.b_box_rows) * kTileK * 2;
+  for (int32_t k = blockIdx.x; k < items; k += gridDim.x) {
+    const Tile t = get_tile(p, k);
+    // GEMM-Q loads one weight box per used head slot; GEMM-O one per 128 output columns.
+    const int32_t boxes = p.mode == GemmMode::kQ ? t.slots : kTileN / p.b_box_rows;
+    const uint32_t bytes = kBytesA + boxes * b_box_bytes;
+    for_each_k_block(p, t, [&](int32_t k_col) {
+      hopper::mbar_wait(&smem.empty[state.stage], state.phase ^ 1);
+      hopper::mbar_arrive_expect_tx(&smem.full[state.stage], bytes);
+      uint8_t* a_dst = smem.a[state.stage];
+      if (p.batch > 1) {
+        hopper::tma_load_3d(a_dst, a_map, &smem.full[state.stage], k_col, t.m0, t.b);
+      } else {
+        hopper::tma_load_2d(a_dst, a_map, &smem.full[state.stage], k_col, t.m0);
+      }
+      for (int32_t box = 0; box < boxes; ++box) {
+        const int32_t row = p.mode == GemmMode::kQ
+                                ? static_cast<int32_t>((t.heads >> (8 * box)) & 0xffu) * p.head_dim
+                                : t.n0 + box * p.b_box_rows;
+        hopper::tma_load_2d(smem.b[state.stage] + box * b_box_bytes, b_map, &smem.full[state.stage],
+                            k_col, row);
+      }
+      state.advance();
+    });
+  }
+}
+
+}  // namespace flashomni::cuda::gemm

@@ -1,0 +1,98 @@
+// FlashOmni CUDA layer (GEMM): the tile scheduler — decodes work item k of the persistent loop
+// (planner list or dense index) and the k-block sequence it reduces. Producer and consumers call
+// the same functions, so they agree on every tile and on the number of pipeline stages it uses.
+#pragma once
+
+#include <cstdint>
+
+#include "cuda/gemm/gemm_params.h"
+
+namespace flashomni::cuda::gemm {
+
+struct Tile {
+  int32_t b = 0;
+  int32_t m0 = 0;       // first row (may be negative / past M: those rows are masked)
+  int32_t n0 = 0;       // GEMM-O: first output column
+  uint32_t heads = 0;   // GEMM-Q: head of column slot s in byte s
+  int32_t slots = 0;    // GEMM-Q: slots in use
+  uint64_t active = 0;  // GEMM-O: active heads
+  int32_t phase1 = 0;   // k-blocks reduced before the cache is stored (update only)
+  int32_t phase2 = 0;   // k-blocks reduced after it (or all of them)
+};
+
+__device__ __forceinline__ uint64_t all_heads(int32_t heads) {
+  return heads >= 64 ? ~0ull : (1ull << heads) - 1;
+}
+
+__device__ __forceinline__ int32_t num_items(const GemmKernelParams& p) {
+  if (p.items == nullptr) return p.dense_items;
+  const int32_t n = *p.item_count;
+  return p.mode == GemmMode::kQ ? n : n * p.n_tiles;
+}
+
+__device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, int32_t k) {
+  Tile t;
+  const int32_t kb_per_head = p.head_dim / kTileK;
+  if (p.mode == GemmMode::kQ) {
+    if (p.items != nullptr) {
+      const int4 w = p.items[k];
+      t.b = w.x;
+      t.m0 = w.y;
+      t.heads = static_cast<uint32_t>(w.z);
+      t.slots = w.w;
+    } else {
+      const int32_t groups = (p.heads + p.slots - 1) / p.slots;
+      const int32_t row_tile = k / groups, g = k % groups;
+      t.b = row_tile / p.row_tiles;
+      t.m0 = (row_tile % p.row_tiles) * kTileM;
+      t.heads = 0xffffffffu;
+      for (int32_t s = 0; s < p.slots && g * p.slots + s < p.heads; ++s) {
+        t.heads =
+            (t.heads & ~(0xffu << (8 * s))) | (static_cast<uint32_t>(g * p.slots + s) << (8 * s));
+        t.slots = s + 1;
+      }
+    }
+    t.phase2 = p.k_blocks;
+    return t;
+  }
+  const int32_t entry = k / p.n_tiles;
+  t.n0 = (k % p.n_tiles) * kTileN;
+  if (p.items != nullptr) {
+    const int4 w = p.items[entry];
+    t.b = w.x;
+    t.m0 = w.y;
+    t.active =
+        (static_cast<uint64_t>(static_cast<uint32_t>(w.w)) << 32) | static_cast<uint32_t>(w.z);
+  } else {
+    t.b = entry / p.row_tiles;
+    t.m0 = (entry % p.row_tiles) * kTileM;
+    t.active = all_heads(p.heads);
+  }
+  const int32_t active = __popcll(t.active);
+  t.phase1 = p.mode == GemmMode::kOUpdate ? (p.heads - active) * kb_per_head : 0;
+  t.phase2 = active * kb_per_head + p.extra_k_blocks;
+  return t;
+}
+
+// Calls f(k_col) for every k-block of the tile in pipeline order: GEMM-Q all of K; GEMM-O update
+// the cached heads, then the active heads and the extra columns; dispatch the latter only.
+template <typename F>
+__device__ __forceinline__ void for_each_k_block(const GemmKernelParams& p, const Tile& t, F&& f) {
+  if (p.mode == GemmMode::kQ) {
+    for (int32_t kb = 0; kb < p.k_blocks; ++kb) f(kb * kTileK);
+    return;
+  }
+  const int32_t kb_per_head = p.head_dim / kTileK;
+  auto heads = [&](uint64_t mask) {
+    while (mask != 0) {
+      const int32_t h = __ffsll(static_cast<long long>(mask)) - 1;
+      mask &= mask - 1;
+      for (int32_t s = 0; s < kb_per_head; ++s) f(h * p.head_dim + s * kTileK);
+    }
+  };
+  if (p.mode == GemmMode::kOUpdate) heads(all_heads(p.heads) & ~t.active);
+  heads(t.active);
+  for (int32_t e = 0; e < p.extra_k_blocks; ++e) f(p.heads * p.head_dim + e * kTileK);
+}
+
+}  // namespace flashomni::cuda::gemm
