@@ -34,12 +34,23 @@ struct AttentionProblem {
 };
 
 // Checks every argument (shapes, dtypes, strides, alignment, symbol shape) and returns the
-// problem; throws fail_argument naming the argument. `read_symbols` also checks out-of-range bits
-// (host symbols only).
+// problem; throws fail_argument naming the argument. Rules (src/core/check_attention.cpp):
+//  - q.ndim selects the mode: 4 = uniform batch (cu_seqlens must not be given), 3 = varlen.
+//  - every tensor on `device`, strides >= 0, last dim contiguous, element-aligned data; CUDA also
+//    needs 16-byte aligned q/k/v/out data and 16-byte multiple strides (TMA), head_dim 64/128/256
+//    and bf16/fp16 (the CPU takes fp32/fp64 too and any head_dim >= 1).
+//  - varlen: cu_seqlens int32 [B + 1]; on the CPU they are read and must start at 0, be
+//    non-decreasing and end within the packed tensors, and max_seqlen_q/kv must EQUAL the longest
+//    request (the symbol grid is sized from it); CUDA checks shapes only and trusts the values.
+//  - softmax_scale finite and >= 0; the problem carries the resolved (float) scale.
+//  - symbols on `device`; CPU: validate_symbols (reads out-of-range bits), CUDA:
+//    validate_symbol_shape with the max lengths.
 AttentionProblem check_attention(const AttentionParams& p, Device device);
 
 namespace cpu {
-// Multithreaded oracle: fp64 accumulation for fp32/fp64 storage semantics, exact spec §2.
+// Multithreaded oracle, exact spec §2: inputs read as stored, every product and sum in double,
+// one rounding at the store (softmax scale = the float value in the problem). Threads:
+// FLASHOMNI_NUM_THREADS, else hardware_concurrency(). Validates with check_attention first.
 void sparse_attention(const AttentionParams& p);
 }  // namespace cpu
 

@@ -37,9 +37,19 @@ struct GemmOParams {
   const SymbolsRef* symbols = nullptr;  // nullptr means every head active
 };
 
+// Validators (src/core/check_gemm.cpp), throwing fail_argument naming the argument: storage dtype
+// bf16/fp16 (CPU also fp32/fp64) shared by x/a, weight, bias and out; layouts as for attention
+// (16-byte data and row strides on CUDA, head_dim 64/128/256 there). Symbols: batch and heads
+// equal to the GEMM's, block sizes valid, and the query grid must cover the rows:
+// row_offset >= 0 and row_offset + M <= q_blocks * block_q (bits are not read). GEMM-O: out must
+// not alias cache; dispatch ignores bias (it is already in the cache) but still checks it.
 void check_gemm_q(const GemmQParams& p, Device device);
 void check_gemm_o(const GemmOParams& p, Device device, bool update);
 
+// CPU oracle rounding contract (double accumulation, one rounding per store): gemm_o_update stores
+// C rounded to the cache dtype and writes Y = C_stored + active heads + extra, computed exactly as
+// gemm_o_dispatch computes it from the stored C, so update followed by dispatch with the same
+// symbols gives bit-identical Y.
 namespace cpu {
 void gemm_q(const GemmQParams& p);
 void gemm_o_update(const GemmOParams& p);
