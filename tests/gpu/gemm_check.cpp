@@ -42,7 +42,7 @@ void report(bool ok, const std::string& name, const std::string& detail) {
     }                                                                                            \
   } while (0)
 
-constexpr uint16_t kPoison16 = 0xBEEF;       // a finite value no product here lands on exactly
+constexpr uint16_t kPoison16 = 0xFFFF;       // NaN in bf16 and fp16: no finite input produces it
 constexpr uint32_t kPoison32 = 0x7FC0BEEFu;  // a NaN payload
 
 uint16_t to16(fo::DType t, float f) {
