@@ -1,0 +1,11 @@
+// FlashOmni CUDA layer: sparse attention instantiation for fp16, head dim 64 (one translation
+// unit per instantiation so they compile in parallel).
+#include "cuda/attention/attention_kernel.cuh"
+
+namespace flashomni::cuda::attention {
+
+void run_sparse_attention_fp16_hd64(const AttentionRunArgs& args) {
+  launch_sparse_attention<AttentionTraits<cutlass::half_t, 64>>(args);
+}
+
+}  // namespace flashomni::cuda::attention
