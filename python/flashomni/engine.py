@@ -1,0 +1,446 @@
+"""FlashOmni Python layer: the Update–Dispatch engine for PyTorch models (spec §5).
+
+Mirrors the C++ engine (engine.h: Schedule, the Taylor forecast, LayerEngine, whole-layer reuse)
+on torch tensors, with FlashOmni's sparse GEMM-Q / attention / GEMM-O in the dispatch steps:
+
+- update step (the first W steps, every N-th after, the last): dense Q projection and attention;
+  the policy chooses new symbols from this step's Q and K; gemm_o_update writes the output and the
+  cache C = bias + cached heads' contribution in one pass;
+- dispatch step: gemm_q / sparse_attention / gemm_o_dispatch on active (block, head) tiles only;
+  the cached heads' contribution is the Taylor forecast of C;
+- reuse step (a dispatch step of a layer whose query density fell below `reuse_below` at the last
+  update): no Q/K/V projection and no attention; the output is the forecast alone.
+
+The forecast lives in C, not in the attention output: the projection is linear and the Lagrange
+weights sum to 1, so b + sum_cached (sum_p w_p A_p) W^T = sum_p w_p C_p with C_p = b +
+sum_cached A_p W^T computed under the *current* symbols. The symbols change at every update, so
+C_p of an older point p is recomputed at the update from that point's attention output A_p
+(kept only when taylor_order > 0: `taylor_order` tensors of [M, heads * head_dim] per
+projection). Forecast rows are identical to the C++ engine's up to summation order.
+
+No host synchronisation inside a dispatch or reuse step: the step kind, forecast weights and
+reuse decision are host values fixed at the last update (where reading the density syncs once).
+
+Example (the processors in flashomni.diffusers call the LayerEngine methods):
+    engine = FlashOmniEngine(EngineConfig(schedule=ScheduleConfig(num_steps=50)))
+    apply_flux(model, engine)                # flashomni.diffusers
+    for s in range(50):
+        engine.set_step(s)
+        v = model(latents, ...).sample       # every layer runs update / dispatch / reuse
+"""
+
+import dataclasses
+import enum
+import math
+from typing import Callable, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from . import ops
+from .symbols import DEFAULT_BLOCK, Symbols
+
+
+class StepKind(enum.IntEnum):
+    UPDATE = 0  # dense attention; the policy chooses new symbols; the forecast gets a point
+    DISPATCH = 1  # sparse work over active blocks; cached heads' share is the forecast of C
+    REUSE = 2  # whole-layer reuse: the output is the forecast, no attention at all
+
+
+def step_kind_name(kind):
+    return StepKind(kind).name.lower()
+
+
+@dataclasses.dataclass
+class ScheduleConfig:
+    num_steps: int = 50  # S
+    warmup: int = 8  # W: steps 0..W-1 are updates
+    interval: int = 5  # N: after warm-up, an update every N steps
+    last_dense: bool = True  # step S-1 is an update
+
+
+class Schedule:
+    """Update steps: s < max(W, 1); (s - max(W - 1, 0)) % N == 0; S - 1 when last_dense.
+    Defaults (S = 50, W = 8, N = 5): updates 0..7, 12, 17, ..., 47, 49 (17 updates, 33
+    dispatches), the C++ Schedule's rule."""
+
+    def __init__(self, config=None):
+        self.config = config or ScheduleConfig()
+        c = self.config
+        for name, value, low in (("num_steps", c.num_steps, 1), ("warmup", c.warmup, 0),
+                                 ("interval", c.interval, 1)):
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"argument 'schedule.{name}': expected an int >= {low}, got "
+                                 f"{value!r}")
+
+    def step_kind(self, step):
+        c = self.config
+        if not 0 <= step < c.num_steps:
+            raise ValueError(f"argument 'step': expected in [0, {c.num_steps}), got {step}")
+        if step < max(c.warmup, 1) or (step - max(c.warmup - 1, 0)) % c.interval == 0:
+            return StepKind.UPDATE
+        if c.last_dense and step == c.num_steps - 1:
+            return StepKind.UPDATE
+        return StepKind.DISPATCH
+
+    def update_steps(self):
+        return [s for s in range(self.config.num_steps) if self.step_kind(s) == StepKind.UPDATE]
+
+    def num_updates(self):
+        return len(self.update_steps())
+
+
+def taylor_weights(point_steps, step):
+    """Lagrange weights w_p = prod_{m != p} (step - t_m) / (t_p - t_m), oldest point first: the
+    polynomial through the points, evaluated at `step`, is sum_p w_p value_p (a Taylor series
+    about the last point with divided-difference derivatives, exact for uneven spacing). E.g.
+    points 7, 12, 17 at step 18 give (0.12, -0.44, 1.32)."""
+    t = [int(s) for s in point_steps]
+    if not t or len(set(t)) != len(t):
+        raise ValueError(f"argument 'point_steps': expected distinct steps, got {t}")
+    w = []
+    for p, tp in enumerate(t):
+        x = 1.0
+        for m, tm in enumerate(t):
+            if m != p:
+                x *= (step - tm) / (tp - tm)
+        w.append(x)
+    return w
+
+
+@dataclasses.dataclass
+class PolicyConfig:
+    """Same fields and defaults as the C++ PolicyConfig (policy.h); num_steps comes from the
+    schedule."""
+
+    tau_q: float = 0.5
+    tau_kv: float = 0.15
+    kv_top_k: int = 0
+    cache_queries: bool = True
+    skip_kv: bool = True
+    keep_diagonal: bool = False
+    keep_text_kv: bool = False
+    skip_kv_for_text: bool = False
+    weight_by_tokens: bool = True
+    softmax_scale: float = 0.0
+
+
+# policy_fn(q, k, *, step, num_steps, text, block_q, block_kv, config) -> Symbols, with q
+# [B, N, H, d] and k [B, N, Hkv, d] on one device, text a (begin, end) token range (or None),
+# config a PolicyConfig; the Symbols must live on q's device.
+PolicyFn = Callable[..., Symbols]
+
+
+def flashomni_policy(q, k, *, step, num_steps, text, block_q, block_kv, config):
+    """The default policy: flashomni.policy.run_policy (the GPU policy kernels and the CPU
+    oracle behind one Python entry point). The one seam to adjust if that signature moves."""
+    try:
+        from . import policy as policy_module
+    except ImportError as e:
+        raise NotImplementedError(
+            "flashomni.policy.run_policy is not available in this build; pass "
+            "FlashOmniEngine(policy_fn=...)") from e
+    fields = dataclasses.asdict(config)
+    return policy_module.run_policy(q, k, step=step, num_steps=num_steps,
+                                    text=None if text is None else [tuple(text)],
+                                    block_q=block_q, block_kv=block_kv, **fields)
+
+
+@dataclasses.dataclass
+class EngineConfig:
+    schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+    policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
+    taylor_order: int = 2  # 0..2; > 0 keeps that many older attention outputs per projection
+    # Query density (of the symbols chosen at the last update) below which the following
+    # dispatch steps reuse the whole layer.
+    reuse_below: float = 0.3
+    block_q: int = DEFAULT_BLOCK
+    block_kv: int = DEFAULT_BLOCK
+    # Dense work at update steps: "torch" (cuBLAS linear + SDPA; the best dense kernels) or
+    # "flashomni" (gemm_q / sparse_attention without symbols). gemm_o_update runs either way.
+    update_backend: str = "torch"
+    cache_dtype: torch.dtype = torch.float32  # dtype of C (fp32: exact up to summation order)
+
+
+@dataclasses.dataclass
+class StepReport:
+    step: int
+    kind: StepKind
+    # Work done: 1 at an update, the symbols' densities at a dispatch, 0 at a reuse.
+    query_density: float = 1.0
+    kv_density: float = 1.0
+    pair_density: float = 1.0  # attention FLOP fraction vs dense
+    forecast_points: int = 0  # points behind the forecast (0 at an update)
+    policy_ran: bool = False
+
+
+class _Projection:
+    """One output projection's cache: points C_p under the current symbols, and the attention
+    outputs of the last update steps that later symbols need C recomputed from."""
+
+    def __init__(self):
+        self.history: List[Tuple[int, torch.Tensor]] = []  # (step, A [.., heads*head_dim])
+        self.points: List[torch.Tensor] = []  # C_p at the layer's forecast steps, oldest first
+        self.forecast: Optional[torch.Tensor] = None  # buffer for sum_p w_p C_p
+
+
+class LayerEngine:
+    """One attention layer's Update–Dispatch state (the C++ LayerEngine's Python twin). The
+    processors call begin() once per step, then project_q / attention / project_o."""
+
+    def __init__(self, engine, name):
+        self.engine = engine
+        self.name = name
+        self.reports: List[StepReport] = []
+        self.reset()
+
+    def reset(self):
+        self.symbols: Optional[Symbols] = None  # chosen at the last update that ran the policy
+        self.density: Optional[dict] = None  # their Symbols.density() summary
+        self.reuse = False
+        self.kind: Optional[StepKind] = None
+        self.step = -1
+        self._update_steps: List[int] = []  # the last taylor_order + 1 update steps
+        self._fc_steps: List[int] = []  # points behind the forecast of the coming dispatches
+        self._policy_ran = False
+        self._gemm_symbols: Optional[Symbols] = None  # what gemm_o uses at this step
+        self._weights: List[float] = []
+        self._projections: Dict[str, _Projection] = {}
+        self.reports = []
+
+    @property
+    def config(self):
+        return self.engine.config
+
+    # ---- step control -------------------------------------------------------------------
+    def begin(self):
+        """Starts this layer's work for the engine's current step; returns the StepKind."""
+        step = self.engine.step
+        if step <= self.step:
+            raise RuntimeError(
+                f"layer {self.name!r}: step {step} after step {self.step}; call "
+                f"engine.set_step() with increasing steps once per denoising step (a layer runs "
+                f"once per step: batch classifier-free guidance into one forward), reset() to "
+                f"start a new generation")
+        kind = self.engine.schedule.step_kind(step)
+        if kind == StepKind.DISPATCH and not self._fc_steps:
+            kind = StepKind.UPDATE  # nothing recorded yet: e.g. a generation started mid-way
+        if kind == StepKind.DISPATCH and self.reuse:
+            kind = StepKind.REUSE
+        self.step, self.kind = step, kind
+        self._policy_ran = False
+        report = StepReport(step=step, kind=kind)
+        if kind == StepKind.UPDATE:
+            self._gemm_symbols = None
+            self._fc_steps = []
+            self._update_steps = (self._update_steps + [step])[-(self.config.taylor_order + 1):]
+        else:
+            self._gemm_symbols = self.symbols if kind == StepKind.DISPATCH else self._all_cached
+            self._weights = taylor_weights(self._fc_steps, step)
+            report.forecast_points = len(self._fc_steps)
+            if kind == StepKind.DISPATCH:
+                d = self.density
+                report.query_density = d["query"]["overall"]
+                report.kv_density = d["kv"]["overall"]
+                report.pair_density = d["token_pair"]["overall"]
+            else:
+                report.query_density = report.kv_density = report.pair_density = 0.0
+        self.reports.append(report)
+        return kind
+
+    def _next_is_dispatch(self):
+        nxt = self.step + 1
+        sched = self.engine.schedule
+        return nxt < sched.config.num_steps and sched.step_kind(nxt) == StepKind.DISPATCH
+
+    def _require(self, *kinds):
+        if self.kind not in kinds:
+            names = "/".join(step_kind_name(k) for k in kinds)
+            now = "not started" if self.kind is None else step_kind_name(self.kind)
+            raise RuntimeError(f"layer {self.name!r}: expected a {names} step, this one is "
+                               f"{now} (call begin() first)")
+
+    # ---- the three stages ---------------------------------------------------------------
+    def project_q(self, x, linear, *, heads, row_offset=0):
+        """Q = x W^T + b: dense at an update, active (block, head) tiles only at a dispatch
+        (rows of cached tiles are 0). Row m of x is token m + row_offset of the attention."""
+        self._require(StepKind.UPDATE, StepKind.DISPATCH)
+        if self.kind == StepKind.UPDATE and self.config.update_backend == "torch":
+            return F.linear(x, linear.weight, linear.bias)
+        return ops.gemm_q(x, linear.weight, linear.bias, heads=heads, symbols=self._gemm_symbols,
+                          row_offset=row_offset)
+
+    def attention(self, q, k, v, *, text=None, softmax_scale=None):
+        """q [B, N, H, d], k / v [B, N, Hkv, d] -> [B, N, H, d]. Update: dense, then the policy
+        chooses the symbols of the next steps from q and k (when the next step is a dispatch).
+        Dispatch: sparse; rows of cached (block, head) are left 0. text: (begin, end) token range
+        of the text in the joint sequence, for the policy."""
+        self._require(StepKind.UPDATE, StepKind.DISPATCH)
+        if self.kind == StepKind.DISPATCH:
+            return ops.sparse_attention(q, k, v, self.symbols, softmax_scale=softmax_scale)
+        if self.config.update_backend == "torch":
+            out = F.scaled_dot_product_attention(
+                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scale=softmax_scale,
+                enable_gqa=k.shape[2] != q.shape[2]).transpose(1, 2)
+        else:
+            out = ops.sparse_attention(q, k, v, None, softmax_scale=softmax_scale)
+        if self._next_is_dispatch():
+            self._choose_symbols(q, k, text, softmax_scale)
+        return out
+
+    def _choose_symbols(self, q, k, text, softmax_scale):
+        cfg = self.config
+        policy = cfg.policy
+        if softmax_scale and not policy.softmax_scale:
+            policy = dataclasses.replace(policy, softmax_scale=float(softmax_scale))
+        symbols = self.engine.policy_fn(q, k, step=self.step,
+                                        num_steps=cfg.schedule.num_steps, text=text,
+                                        block_q=cfg.block_q, block_kv=cfg.block_kv, config=policy)
+        if not isinstance(symbols, Symbols):
+            raise TypeError(f"policy_fn: expected flashomni.Symbols, got {type(symbols).__name__}")
+        self.symbols = symbols
+        self.density = symbols.density()  # reads the words on the host: an update step only
+        self.reuse = self.density["query"]["overall"] < cfg.reuse_below
+        self._all_cached = _all_cached_like(symbols)
+        self._gemm_symbols = self._all_cached if self.reuse else symbols
+        self._fc_steps = list(self._update_steps)
+        self._policy_ran = True
+        self.reports[-1].policy_ran = True
+
+    def project_o(self, stream, a, linear, *, heads, head_dim, row_offset=0):
+        """Y = A W^T + b through the cache C (spec §4); `stream` names the projection ("out",
+        "img", "txt"). a [B, M, heads*head_dim + extra] (extra columns, e.g. FLUX single-stream
+        MLP, always active); at a reuse step `a` may be None when extra == 0."""
+        self._require(StepKind.UPDATE, StepKind.DISPATCH, StepKind.REUSE)
+        proj = self._projections.setdefault(stream, _Projection())
+        if self.kind == StepKind.UPDATE:
+            return self._project_update(stream, proj, a, linear, heads, head_dim, row_offset)
+        cache = self._forecast(proj)
+        extra = linear.weight.shape[1] - heads * head_dim
+        if self.kind == StepKind.REUSE and extra == 0:
+            return cache.to(linear.weight.dtype)
+        if a is None:
+            raise ValueError(f"argument 'a': required at a {step_kind_name(self.kind)} step")
+        return ops.gemm_o_dispatch(a, linear.weight, cache, heads=heads, head_dim=head_dim,
+                                   symbols=self._gemm_symbols, row_offset=row_offset)
+
+    def _project_update(self, stream, proj, a, linear, heads, head_dim, row_offset):
+        cfg = self.config
+        cols = heads * head_dim
+        w, b = linear.weight, linear.bias
+        if not self._policy_ran:
+            # The next step is an update too: no cache is needed.
+            y = (F.linear(a, w, b) if cfg.update_backend == "torch" else
+                 ops.gemm_o_update(a, w, b, heads=heads, head_dim=head_dim, row_offset=row_offset,
+                                   cache_dtype=cfg.cache_dtype)[0])
+            proj.points = []
+        else:
+            y, cache = ops.gemm_o_update(a, w, b, heads=heads, head_dim=head_dim,
+                                         symbols=self._gemm_symbols, row_offset=row_offset,
+                                         cache_dtype=cfg.cache_dtype)
+            # Older points' C under the new symbols, from their attention outputs.
+            older = proj.history[len(proj.history) - (len(self._fc_steps) - 1):]
+            if [s for s, _ in older] + [self.step] != self._fc_steps:
+                raise RuntimeError(
+                    f"layer {self.name!r}: projection {stream!r} has attention outputs of steps "
+                    f"{[s for s, _ in older]}, the forecast needs {self._fc_steps[:-1]} (it must "
+                    f"run at every update step)")
+            points, scratch = [], None
+            for _, a_p in older:
+                scratch = torch.empty_like(y) if scratch is None else scratch
+                points.append(ops.gemm_o_update(a_p, w[:, :cols], b, heads=heads,
+                                                head_dim=head_dim, symbols=self._gemm_symbols,
+                                                row_offset=row_offset, out=scratch,
+                                                cache_dtype=cfg.cache_dtype)[1])
+            proj.points = points + [cache]
+            proj.forecast = None
+        if cfg.taylor_order:
+            a_heads = a[..., :cols].clone(memory_format=torch.contiguous_format)
+            proj.history.append((self.step, a_heads))
+            del proj.history[:-cfg.taylor_order]
+        return y
+
+    def _forecast(self, proj):
+        """sum_p w_p C_p with the host weights fixed at begin(): no sync."""
+        if not proj.points:
+            raise RuntimeError(f"layer {self.name!r}: no cache recorded for this projection at "
+                               f"the last update (was it called there?)")
+        if len(proj.points) == 1:
+            return proj.points[0]
+        if proj.forecast is None:
+            proj.forecast = torch.empty_like(proj.points[0])
+        out = proj.forecast
+        torch.mul(proj.points[0], self._weights[0], out=out)
+        for w, c in zip(self._weights[1:], proj.points[1:]):
+            out.add_(c, alpha=w)
+        return out
+
+
+def _all_cached_like(symbols):
+    """Symbols of the same shape with every query block cached (whole-layer reuse)."""
+    q = symbols.q_bits
+    kv = symbols.kv_bits
+    zeros = (torch.zeros_like(q) if isinstance(q, torch.Tensor) else
+             torch.zeros(tuple(q.shape), dtype=torch.int32))
+    kv_zeros = (torch.zeros_like(kv) if isinstance(kv, torch.Tensor) else
+                torch.zeros(tuple(kv.shape), dtype=torch.int32))
+    return symbols._like(zeros, kv_zeros)
+
+
+class FlashOmniEngine:
+    """The Update–Dispatch state of a whole model: the configuration, the step clock shared by
+    its layers, the policy, and one LayerEngine per attention layer (created on first use)."""
+
+    def __init__(self, config=None, policy_fn=None):
+        self.config = config or EngineConfig()
+        self.schedule = Schedule(self.config.schedule)
+        c = self.config
+        if c.taylor_order not in (0, 1, 2):
+            raise ValueError(f"argument 'taylor_order': expected 0, 1 or 2, got {c.taylor_order}")
+        if not 0.0 <= c.reuse_below <= 1.0 or math.isnan(c.reuse_below):
+            raise ValueError(f"argument 'reuse_below': expected in [0, 1], got {c.reuse_below}")
+        if c.update_backend not in ("torch", "flashomni"):
+            raise ValueError(f"argument 'update_backend': expected 'torch' or 'flashomni', got "
+                             f"{c.update_backend!r}")
+        for name in ("block_q", "block_kv"):
+            v = getattr(c, name)
+            if not (isinstance(v, int) and 16 <= v <= 1024 and v % 16 == 0):
+                raise ValueError(f"argument '{name}': expected a positive multiple of 16 that is "
+                                 f"at most 1024, got {v!r}")
+        if c.cache_dtype not in (torch.float32, torch.float16, torch.bfloat16):
+            raise ValueError(f"argument 'cache_dtype': expected float32 or the storage dtype, got "
+                             f"{c.cache_dtype}")
+        self.policy_fn = policy_fn or flashomni_policy
+        self.layers: Dict[str, LayerEngine] = {}
+        self.step = 0
+
+    def layer(self, name):
+        if name not in self.layers:
+            self.layers[name] = LayerEngine(self, name)
+        return self.layers[name]
+
+    def set_step(self, step):
+        """The denoising step (0-based) the next forward pass runs."""
+        self.schedule.step_kind(step)  # validates the range
+        self.step = int(step)
+
+    def pipeline_callback(self, pipe, step, timestep, callback_kwargs):
+        """A diffusers `callback_on_step_end`: after step i, the next forward is step i + 1."""
+        if step + 1 < self.config.schedule.num_steps:
+            self.set_step(step + 1)
+        return callback_kwargs
+
+    def reset(self):
+        """Starts a new generation at step 0 (call before each one, or when shapes change)."""
+        for layer in self.layers.values():
+            layer.reset()
+        self.step = 0
+
+    def step_reports(self, step):
+        """{layer name: StepReport} of the layers that ran `step`."""
+        out = {}
+        for name, layer in self.layers.items():
+            for r in layer.reports:
+                if r.step == step:
+                    out[name] = r
+        return out

@@ -1,0 +1,273 @@
+"""FlashOmni Python tests: the PyTorch Update–Dispatch engine (flashomni.engine) on the CPU
+backend — schedule and forecast weights as in the C++ engine, dense update steps, sparse
+dispatch steps whose cached (block, head) tiles hold the Taylor forecast, key-block skipping,
+whole-layer reuse, extra always-active GEMM-O columns, and argument errors. Skipped without
+torch."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import flashomni as fo  # noqa: E402
+from flashomni import engine as fe  # noqa: E402
+
+BLOCK, HEADS, HEAD_DIM, DIM = 32, 2, 16, 24
+N_TXT, N = 32, 128  # text block 0, image blocks 1..3
+
+
+def test_schedule_matches_the_cpp_defaults():
+    s = fe.Schedule()
+    assert s.update_steps() == list(range(8)) + list(range(12, 48, 5)) + [49]
+    assert s.num_updates() == 17
+    s = fe.Schedule(fe.ScheduleConfig(num_steps=10, warmup=0, interval=3, last_dense=False))
+    assert s.update_steps() == [0, 3, 6, 9]
+    with pytest.raises(ValueError, match="'step'"):
+        s.step_kind(10)
+    with pytest.raises(ValueError, match="'schedule.interval'"):
+        fe.Schedule(fe.ScheduleConfig(interval=0))
+
+
+def test_taylor_weights_are_the_cpp_lagrange_weights():
+    np.testing.assert_allclose(fe.taylor_weights([7, 12, 17], 18), [0.12, -0.44, 1.32])
+    np.testing.assert_allclose(fe.taylor_weights([7, 12, 17], 21), [0.72, -2.24, 2.52])
+    np.testing.assert_allclose(fe.taylor_weights([7, 12, 17], 19), [0.28, -0.96, 1.68])
+    assert fe.taylor_weights([4], 9) == [1.0]
+    poly = lambda s: 3.0 - 0.5 * s + 0.25 * s * s  # noqa: E731 - degree 2: reproduced exactly
+    w = fe.taylor_weights([1, 3, 8], 11)
+    assert abs(sum(wi * poly(t) for wi, t in zip(w, [1, 3, 8])) - poly(11)) < 1e-12
+    with pytest.raises(ValueError, match="'point_steps'"):
+        fe.taylor_weights([3, 3], 5)
+
+
+class TinyLayer(torch.nn.Module):
+    """One joint-attention layer: text tokens first, optional extra always-active columns
+    (like FLUX single-stream's MLP branch) in the output projection."""
+
+    def __init__(self, extra=0, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        inner = HEADS * HEAD_DIM
+        self.to_q, self.to_k, self.to_v = (torch.nn.Linear(DIM, inner) for _ in range(3))
+        self.to_mlp = torch.nn.Linear(DIM, extra) if extra else None
+        self.to_out = torch.nn.Linear(inner + extra, DIM)
+        for p in self.parameters():
+            p.data = torch.randn(p.shape, generator=g) * 0.3
+
+    def qkv(self, x):
+        split = lambda t: t.unflatten(-1, (HEADS, HEAD_DIM))  # noqa: E731
+        return split(self.to_q(x)), split(self.to_k(x)), split(self.to_v(x))
+
+    def dense_attention(self, x):
+        q, k, v = self.qkv(x)
+        return torch.nn.functional.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2).flatten(2)
+
+    def extra(self, x):
+        return [] if self.to_mlp is None else [torch.tanh(self.to_mlp(x))]
+
+    def stock(self, x, a=None):
+        a = self.dense_attention(x) if a is None else a
+        return self.to_out(torch.cat([a] + self.extra(x), dim=-1))
+
+    def flashomni(self, layer, x):
+        kind = layer.begin()
+        extra = self.extra(x)
+        if kind == fe.StepKind.REUSE:
+            a = torch.zeros(x.shape[0], x.shape[1], HEADS * HEAD_DIM) if extra else None
+        else:
+            q = layer.project_q(x, self.to_q, heads=HEADS).unflatten(-1, (HEADS, HEAD_DIM))
+            _, k, v = self.qkv(x)
+            a = layer.attention(q, k, v, text=(0, N_TXT)).flatten(2)
+        a = torch.cat([a] + extra, dim=-1) if extra else a
+        return layer.project_o("out", a, self.to_out, heads=HEADS, head_dim=HEAD_DIM)
+
+
+def inputs(steps, seed=1):
+    """Activations drifting smoothly (quadratically) with the step, as in a sampler."""
+    g = torch.Generator().manual_seed(seed)
+    x0, x1, x2 = (torch.randn(1, N, DIM, generator=g) for _ in range(3))
+    return [x0 + 0.1 * s * x1 + 0.01 * s * s * x2 for s in range(steps)]
+
+
+class MaskPolicy:
+    """A fixed test policy: q_mask [1, H, nQ] / kv_mask [1, H, nQ, nK] (True = compute / keep);
+    records the steps it ran at."""
+
+    def __init__(self, q_mask, kv_mask=None):
+        self.q_mask = np.asarray(q_mask, dtype=bool)
+        nq = self.q_mask.shape[-1]
+        self.kv_mask = (np.ones(self.q_mask.shape + (nq,), dtype=bool) if kv_mask is None else
+                        np.asarray(kv_mask, dtype=bool))
+        self.steps = []
+
+    def __call__(self, q, k, *, step, num_steps, text, block_q, block_kv, config):
+        assert text == (0, N_TXT) and num_steps > step
+        self.steps.append(step)
+        return fo.Symbols.from_masks(self.q_mask, self.kv_mask, seqlen_q=q.shape[1],
+                                     seqlen_kv=k.shape[1], block_q=block_q, block_kv=block_kv)
+
+
+def make_engine(policy, steps=8, order=2, reuse_below=0.0, **kw):
+    cfg = fe.EngineConfig(schedule=fe.ScheduleConfig(num_steps=steps, warmup=2, interval=2),
+                          taylor_order=order, reuse_below=reuse_below, block_q=BLOCK,
+                          block_kv=BLOCK, **kw)
+    return fe.FlashOmniEngine(cfg, policy_fn=policy)
+
+
+def mixed(fresh, history, step, points, q_mask):
+    """fresh [1, N, H*d] with cached (block, head) tiles replaced by the forecast from the
+    attention outputs of `points` (update steps)."""
+    w = fe.taylor_weights(points, step)
+    forecast = sum(wi * history[t] for wi, t in zip(w, points))
+    out = fresh.clone()
+    for h in range(HEADS):
+        for i in range(q_mask.shape[-1]):
+            if not q_mask[0, h, i]:
+                rows, cols = slice(i * BLOCK, (i + 1) * BLOCK), slice(h * HEAD_DIM,
+                                                                       (h + 1) * HEAD_DIM)
+                out[:, rows, cols] = forecast[:, rows, cols]
+    return out
+
+
+Q_MASK = [[[1, 0, 1, 1], [1, 1, 0, 0]]]  # text block 0 active; 3 image tiles cached
+
+
+@pytest.mark.parametrize("order", [0, 1, 2])
+@pytest.mark.parametrize("extra", [0, 40])
+@pytest.mark.parametrize("backend", ["torch", "flashomni"])
+def test_cached_tiles_hold_the_forecast_and_active_tiles_are_fresh(order, extra, backend):
+    m = TinyLayer(extra=extra)
+    xs = inputs(8)
+    policy = MaskPolicy(Q_MASK)
+    engine = make_engine(policy, order=order, update_backend=backend)
+    layer = engine.layer("l0")
+    updates = engine.schedule.update_steps()  # 0, 1, 3, 5, 7
+    history = {}
+    with torch.no_grad():
+        for s, x in enumerate(xs):
+            engine.set_step(s)
+            y = m.flashomni(layer, x)
+            fresh = m.dense_attention(x)
+            if s in updates:
+                history[s] = fresh
+                expect = m.stock(x)
+            else:
+                before = [t for t in updates if t < s]
+                points = before[-(min(order, len(before) - 1) + 1):]
+                assert layer.reports[-1].forecast_points == len(points)
+                expect = m.stock(x, mixed(fresh, history, s, points, np.array(Q_MASK)))
+            torch.testing.assert_close(y, expect, rtol=1e-5, atol=1e-5)
+    assert policy.steps == [1, 3, 5]  # updates followed by a dispatch
+    assert [r.kind for r in layer.reports] == [fe.StepKind.UPDATE] * 2 + [
+        fe.StepKind.DISPATCH, fe.StepKind.UPDATE] * 3
+    assert layer.reports[2].query_density == pytest.approx(5 / 8)
+
+
+def test_key_block_skipping_reaches_the_attention():
+    m = TinyLayer()
+    xs = inputs(3)
+    kv = np.ones((1, HEADS, 4, 4), dtype=bool)
+    kv[0, 0, 2, 1] = kv[0, 1, 3, 0] = kv[0, 1, 1, 3] = False
+    engine = make_engine(MaskPolicy(np.ones((1, HEADS, 4)), kv), steps=4)  # 2 is a dispatch
+    layer = engine.layer("l0")
+    with torch.no_grad():
+        for s, x in enumerate(xs):
+            engine.set_step(s)
+            y = m.flashomni(layer, x)
+    token_mask = torch.from_numpy(kv[0]).repeat_interleave(BLOCK, 1).repeat_interleave(BLOCK, 2)
+    q, k, v = m.qkv(xs[2])
+    a = torch.nn.functional.scaled_dot_product_attention(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+        attn_mask=token_mask[None]).transpose(1, 2).flatten(2)
+    torch.testing.assert_close(y, m.stock(xs[2], a), rtol=1e-5, atol=1e-5)
+    assert layer.reports[2].kv_density == pytest.approx(29 / 32)
+
+
+@pytest.mark.parametrize("extra", [0, 40])
+def test_low_query_density_switches_to_whole_layer_reuse(extra, monkeypatch):
+    m = TinyLayer(extra=extra)
+    policy = MaskPolicy([[[1, 0, 0, 0], [1, 0, 0, 0]]])  # density 0.25 < 0.3
+    engine = make_engine(policy, reuse_below=0.3)
+    layer = engine.layer("l0")
+    attention_steps, density_steps = [], []
+    real_attention, real_density = layer.attention, fo.Symbols.density
+    monkeypatch.setattr(layer, "attention", lambda *a, **k: attention_steps.append(
+        engine.step) or real_attention(*a, **k))
+    monkeypatch.setattr(fo.Symbols, "density", lambda self: density_steps.append(
+        engine.step) or real_density(self))
+    history = {}
+    with torch.no_grad():
+        for s, x in enumerate(inputs(8)):
+            engine.set_step(s)
+            y = m.flashomni(layer, x)
+            fresh = m.dense_attention(x)
+            if engine.schedule.step_kind(s) == fe.StepKind.UPDATE:
+                history[s] = fresh
+                torch.testing.assert_close(y, m.stock(x), rtol=1e-5, atol=1e-5)
+                continue
+            points = [t for t in history if t < s][-3:]
+            all_cached = np.zeros((1, HEADS, 4), dtype=bool)
+            expect = m.stock(x, mixed(fresh, history, s, points, all_cached))
+            torch.testing.assert_close(y, expect, rtol=1e-5, atol=1e-5)
+    assert [r.kind for r in layer.reports].count(fe.StepKind.REUSE) == 3
+    assert all(r.query_density == 0.0 for r in layer.reports if r.kind == fe.StepKind.REUSE)
+    assert attention_steps == engine.schedule.update_steps()  # no attention when reusing
+    assert density_steps == [1, 3, 5]  # densities read at update steps only
+
+
+def test_all_active_symbols_equal_dense_at_every_step():
+    m = TinyLayer(extra=40)
+    engine = make_engine(MaskPolicy(np.ones((1, HEADS, 4))))
+    layer = engine.layer("l0")
+    with torch.no_grad():
+        for s, x in enumerate(inputs(8)):
+            engine.set_step(s)
+            torch.testing.assert_close(m.flashomni(layer, x), m.stock(x), rtol=1e-5, atol=1e-5)
+
+
+def test_steps_must_increase_and_reset_starts_over():
+    m = TinyLayer()
+    engine = make_engine(MaskPolicy(np.ones((1, HEADS, 4))))
+    layer = engine.layer("l0")
+    x = inputs(1)[0]
+    with torch.no_grad():
+        m.flashomni(layer, x)
+        with pytest.raises(RuntimeError, match="once per step"):
+            m.flashomni(layer, x)
+        engine.set_step(2)  # a layer that skipped steps starts with an update
+        m.flashomni(layer, x)
+        assert layer.reports[-1].kind == fe.StepKind.UPDATE
+        engine.reset()
+        assert engine.step == 0 and layer.reports == []
+        m.flashomni(layer, x)
+
+
+def test_stage_outside_a_step_and_bad_policy_output_are_errors():
+    m = TinyLayer()
+    engine = make_engine(lambda *a, **k: "not symbols", steps=4)
+    layer = engine.layer("l0")
+    with pytest.raises(RuntimeError, match="begin"):
+        layer.project_q(inputs(1)[0], m.to_q, heads=HEADS)
+    with torch.no_grad():
+        engine.set_step(1)  # the next step is a dispatch: the policy runs
+        with pytest.raises(TypeError, match="policy_fn"):
+            m.flashomni(layer, inputs(1)[0])
+
+
+@pytest.mark.parametrize("field, value", [("taylor_order", 3), ("reuse_below", 1.5),
+                                          ("update_backend", "cudnn"), ("block_q", 100),
+                                          ("cache_dtype", torch.int32)])
+def test_config_errors_name_the_field(field, value):
+    with pytest.raises(ValueError, match=f"'{field}'"):
+        fe.FlashOmniEngine(fe.EngineConfig(**{field: value}))
+
+
+def test_default_policy_without_flashomni_policy_says_so(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "flashomni.policy", None)  # import fails
+    q = torch.zeros(1, N, HEADS, HEAD_DIM)
+    with pytest.raises(NotImplementedError, match="run_policy"):
+        fe.flashomni_policy(q, q, step=0, num_steps=2, text=None, block_q=BLOCK, block_kv=BLOCK,
+                            config=fe.PolicyConfig())
