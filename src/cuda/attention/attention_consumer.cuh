@@ -160,23 +160,27 @@ struct AttentionConsumer {
     named_barrier_arrive(barrier_id(NamedBarrier::kSchedulerWg0, 1 - wg), 256);
   }
 
-  // Once per CTA: Q starts empty, and warpgroup 0 holds the first ping-pong token.
+  // Once per CTA: both Q buffers start empty, and warpgroup 0 holds the first ping-pong token.
   __device__ static void init(int wg) {
-    named_barrier_arrive(barrier_id(NamedBarrier::kQueryEmpty), Traits::kNumConsumerThreads + 32);
+    for (int buf = 0; buf < Traits::kQStages; ++buf) {
+      named_barrier_arrive(barrier_id(NamedBarrier::kQueryEmpty, buf),
+                           Traits::kNumConsumerThreads + 32);
+    }
     if (wg == 0) named_barrier_arrive(barrier_id(NamedBarrier::kSchedulerWg0, 0), 256);
   }
 
   // Runs one item with blocks >= 1; leaves O unnormalised x (1 / rowsum) applied, and the LSE in
   // softmax.row_sum.
   __device__ static void mma_item(const Params& p, SharedStorage& ss, const ItemInfo& it,
-                                  int thread_idx, uint32_t q_phase, RingState<kStages>& read,
+                                  int thread_idx, uint32_t q_round, RingState<kStages>& read,
                                   FragO& tOrO, Softmax& softmax) {
     const int wg = thread_idx / 128;
     TiledMmaQK mma_qk;
     TiledMmaPV mma_pv;
     auto wg_qk = mma_qk.get_slice(wg * 128);
     auto wg_pv = mma_pv.get_slice(wg * 128);
-    Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Traits::SmemLayoutQ{});
+    const int q_buf = static_cast<int>(q_round & 1u);
+    Tensor sQ = make_tensor(make_smem_ptr(ss.q[q_buf].data()), typename Traits::SmemLayoutQ{});
     Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Traits::SmemLayoutK{});
     Tensor sVt = make_tensor(make_smem_ptr(ss.v.data()), typename Traits::SmemLayoutVt{});
     Tensor tSrQ = wg_qk.partition_fragment_A(sQ);
@@ -193,7 +197,7 @@ struct AttentionConsumer {
     };
 
     // Block 0 (highest kept j): S, mask the partial tail, first softmax step.
-    ring_wait(&ss.barrier_q, q_phase);
+    ring_wait(&ss.barrier_q[q_buf], (q_round >> 1) & 1u);
     wait_full(ss.k_full, read);
     wg_gemm<true, 0>(mma_qk, tSrQ, tSrK(_, _, _, read.index()), tSrS);
     ring_arrive(&ss.k_empty[read.index()]);
@@ -240,7 +244,8 @@ struct AttentionConsumer {
       rescale_o(tOrO, o_scale);
     }
     // Q is no longer read by this item: the producer may load the next one.
-    named_barrier_arrive(barrier_id(NamedBarrier::kQueryEmpty), Traits::kNumConsumerThreads + 32);
+    named_barrier_arrive(barrier_id(NamedBarrier::kQueryEmpty, q_buf),
+                         Traits::kNumConsumerThreads + 32);
     wait_full(ss.v_full, read);
     wg_gemm<false, -1>(mma_pv, tOrP, tOrV(_, _, _, read.index()), tOrO);
     softmax.finalize(o_scale);

@@ -36,7 +36,8 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
     cute::prefetch_tma_descriptor(p.tma_q.get_tma_descriptor());
     cute::prefetch_tma_descriptor(p.tma_k.get_tma_descriptor());
     cute::prefetch_tma_descriptor(p.tma_v.get_tma_descriptor());
-    cutlass::arch::ClusterBarrier::init(&ss.barrier_q, 1);
+    for (int b = 0; b < Traits::kQStages; ++b)
+      cutlass::arch::ClusterBarrier::init(&ss.barrier_q[b], 1);
     for (int s = 0; s < kStages; ++s) {
       cutlass::arch::ClusterBarrier::init(&ss.k_full[s], 1);
       cutlass::arch::ClusterBarrier::init(&ss.v_full[s], 1);
@@ -55,6 +56,7 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
     const int lane = static_cast<int>(threadIdx.x) % 32;
     const int32_t count = *p.num_items;
     RingState<kStages> state(0, 1, 0);  // producer starts on the "empty" phase
+    uint32_t q_round = 0;
     int32_t next = static_cast<int32_t>(blockIdx.x);
     for (uint32_t k = 0;; ++k) {
       const int slot = k & 1;
@@ -66,7 +68,7 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
       }
       if (w.row < 0) break;
       const ItemInfo it = decode_item(p.geo, w);
-      if (it.blocks > 0) AttentionProducer<Traits>::load_item(p, ss, it, state);
+      if (it.blocks > 0) AttentionProducer<Traits>::load_item(p, ss, it, state, q_round++);
       int32_t claimed = 0;
       if (lane == 0) claimed = static_cast<int32_t>(gridDim.x) + atomicAdd(p.next_item, 1);
       next = __shfl_sync(0xffffffffu, claimed, 0);
@@ -93,7 +95,7 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
       typename Consumer::FragO tOrO;
       typename Consumer::Softmax softmax;
       softmax.scale_log2 = p.scale_log2;
-      Consumer::mma_item(p, ss, it, thread_idx, q_round & 1u, read, tOrO, softmax);
+      Consumer::mma_item(p, ss, it, thread_idx, q_round, read, tOrO, softmax);
       ++q_round;
       AttentionEpilogue<Traits>::store(p, ss, it, thread_idx, tOrO, softmax);
     }

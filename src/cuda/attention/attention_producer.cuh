@@ -36,12 +36,13 @@ struct AttentionProducer {
   static constexpr int kStages = Traits::kStages;
   static constexpr int kHeadDim = Traits::kHeadDim;
 
-  // Loads one item. `state` is the producer's ring position (K and V share it); `q_round` counts
-  // items with a Q load (its parity is the barrier_q phase the consumers wait on).
+  // Loads one item. `state` is the producer's K/V ring position (K and V share it); `q_round`
+  // counts items with a Q load: buffer q_round % 2, which the consumers track the same way.
   __device__ static void load_item(const Params& p, SharedStorage& ss, const ItemInfo& it,
-                                   RingState<kStages>& state) {
+                                   RingState<kStages>& state, uint32_t q_round) {
     const bool leader = cute::elect_one_sync();
-    Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Traits::SmemLayoutQ{});
+    const int q_buf = static_cast<int>(q_round & 1u);
+    Tensor sQ = make_tensor(make_smem_ptr(ss.q[q_buf].data()), typename Traits::SmemLayoutQ{});
     Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Traits::SmemLayoutK{});
     Tensor sVt = make_tensor(make_smem_ptr(ss.v.data()), typename Traits::SmemLayoutVt{});
 
@@ -90,11 +91,12 @@ struct AttentionProducer {
     int32_t j = iter.next();
 
     // Q may be overwritten once both consumer warpgroups finished their last S = Q K^T.
-    named_barrier_sync(barrier_id(NamedBarrier::kQueryEmpty), Traits::kNumConsumerThreads + 32);
+    named_barrier_sync(barrier_id(NamedBarrier::kQueryEmpty, q_buf),
+                       Traits::kNumConsumerThreads + 32);
     if (leader) {
-      cutlass::arch::ClusterTransactionBarrier::arrive_and_expect_tx(&ss.barrier_q,
+      cutlass::arch::ClusterTransactionBarrier::arrive_and_expect_tx(&ss.barrier_q[q_buf],
                                                                      Traits::kTmaBytesQ);
-      copy(p.tma_q.with(ss.barrier_q), tQgQ, tQsQ);
+      copy(p.tma_q.with(ss.barrier_q[q_buf]), tQgQ, tQsQ);
     }
     // Order of loads = order of use with intra-warpgroup overlap: K(j0), then K(j_n), V(j_{n-1}).
     load_k(j, state);

@@ -21,9 +21,10 @@ using namespace cute;
 
 // Named hardware barriers (0 is __syncthreads). Counts are given at each use.
 enum class NamedBarrier : uint32_t {
-  kQueryEmpty = 1,    // consumers (256) + producer warp (32): smem Q may be overwritten
-  kSchedulerWg0 = 2,  // ping-pong token of consumer warpgroup 0 (and 3 for warpgroup 1)
-  kEpilogueWg0 = 4,   // per-warpgroup epilogue smem hand-off (and 5 for warpgroup 1)
+  kQueryEmpty = 1,    // Q buffer 0 (and 2 for buffer 1) may be overwritten: consumers (256)
+                      // arrive after their last S GEMM, the producer warp (32) syncs
+  kSchedulerWg0 = 3,  // ping-pong token of consumer warpgroup 0 (and 4 for warpgroup 1)
+  kEpilogueWg0 = 5,   // per-warpgroup epilogue smem hand-off (and 6 for warpgroup 1)
 };
 
 // Warp roles: warpgroup 0 is the TMA producer (one active warp), 1 and 2 are the consumers.
@@ -39,6 +40,10 @@ struct AttentionTraits {
   // 2 K/V stages: Q (32 KB) + K (64 KB) + V (64 KB) + O (32 KB) = 192 KB at head dim 128; a
   // third stage (+64 KB) would not fit the 227 KB per-block limit.
   static constexpr int kStages = 2;
+  // Q is double-buffered so the next item's Q loads while this one runs: the load latency is
+  // hidden, which matters for items with few kept key blocks (low density). 2 x 32 KB + 192 KB =
+  // 224 KB at head dim 128, inside the 227 KB limit.
+  static constexpr int kQStages = 2;
   static constexpr int kNumConsumerWarpGroups = 2;
   static constexpr int kNumConsumerThreads = kNumConsumerWarpGroups * 128;
   static constexpr int kNumThreads = kNumConsumerThreads + 128;
@@ -94,11 +99,11 @@ struct AttentionTraits {
   // 1024-byte alignment: the 128-byte swizzle pattern repeats every 8 rows x 128 bytes, and the
   // TMA writes and wgmma descriptors both assume a pattern-aligned base.
   struct SharedStorage {
-    alignas(1024) cute::array<Element, cosize_v<SmemLayoutQ>> q;
+    alignas(1024) cute::array<Element, cosize_v<SmemLayoutQ>> q[kQStages];
     alignas(1024) cute::array<Element, cosize_v<SmemLayoutK>> k;
     alignas(1024) cute::array<Element, cosize_v<SmemLayoutVt>> v;
     alignas(1024) cute::array<Element, cosize_v<SmemLayoutO>> o;
-    alignas(8) uint64_t barrier_q;
+    alignas(8) uint64_t barrier_q[kQStages];
     uint64_t k_full[kStages];
     uint64_t k_empty[kStages];
     uint64_t v_full[kStages];
