@@ -416,7 +416,10 @@ int main(int argc, char** argv) {
       {"sparse0.5 bf16 hd128 tail", bf, 1, 8, 128, 128, 0, 333, 512, 0.5},
       {"sparse0.3 fp16 hd128 nobias", hf, 1, 6, 128, 128, 0, 384, 256, 0.3, true, false},
       {"sparse0.5 bf16 hd64", bf, 1, 10, 64, 128, 0, 256, 320, 0.5},
-      {"sparse0.2 bf16 row_offset64", bf, 1, 4, 128, 128, 64, 300, 256, 0.2},
+      {"sparse0.7 bf16 row_offset64", bf, 1, 4, 128, 128, 64, 300, 256, 0.7},
+      {"sparse0.8 bf16 hd64 row_offset32", bf, 1, 6, 64, 128, 32, 333, 384, 0.8},
+      {"sparse0.8 fp16 row_offset96 batch2", hf, 2, 4, 128, 128, 96, 250, 256, 0.8, true, true,
+       true},
       {"sparse0.5 bf16 row_offset512", bf, 1, 4, 128, 128, 512, 256, 256, 0.5},
       {"sparse0.5 bf16 block256", bf, 1, 4, 128, 256, 128, 450, 256, 0.5},
       {"sparse0.5 fp16 batch3", hf, 3, 4, 128, 128, 0, 200, 256, 0.5, true, true, true},
@@ -424,7 +427,7 @@ int main(int argc, char** argv) {
       {"all active", bf, 1, 4, 128, 128, 0, 256, 256, 1.0},
       {"k tail 200", bf, 1, 4, 128, 128, 0, 256, 200, 0.6},
   };
-  if (quick) qcases.resize(3);
+  if (quick) qcases = {qcases[0], qcases[2], qcases[6]};
   for (const auto& c : qcases) run_q(c, rng);
   std::vector<OCase> ocases = {
       {"dense bf16", bf, 1, 4, 128, 128, 0, 256, 0, 256, 1.0, false},
@@ -433,14 +436,16 @@ int main(int argc, char** argv) {
        false},
       {"sparse0.3 fp16 extra200 n320", hf, 1, 6, 128, 128, 0, 256, 200, 320, 0.3},
       {"sparse0.5 bf16 hd64 nobias", bf, 1, 8, 64, 128, 0, 256, 0, 256, 0.5, true, false},
-      {"sparse0.5 bf16 row_offset64", bf, 1, 4, 128, 128, 64, 300, 64, 256, 0.5},
+      {"sparse0.8 bf16 row_offset64", bf, 1, 4, 128, 128, 64, 300, 64, 256, 0.8},
+      {"sparse0.8 bf16 hd64 row_offset32 bf16cache", bf, 1, 6, 64, 128, 32, 333, 0, 256, 0.8, true,
+       true, false, false},
       {"sparse0.5 fp16 batch2 fp16cache", hf, 2, 4, 128, 128, 0, 200, 0, 256, 0.5, true, true, true,
        false},
       {"all cached", bf, 1, 4, 128, 128, 0, 256, 128, 256, 0.0},
       {"all active", bf, 1, 4, 128, 128, 0, 256, 0, 256, 1.0},
       {"block256", bf, 1, 4, 128, 256, 0, 512, 0, 256, 0.5},
   };
-  if (quick) ocases = {ocases[1], ocases[3]};
+  if (quick) ocases = {ocases[3], ocases[6]};
   for (const auto& c : ocases) run_o(c, rng);
   run_rejections();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);

@@ -1,14 +1,15 @@
 // FlashOmni CUDA layer (GEMM): accumulator initialisation (zeros, bias, cached partial sum) and
-// the masked stores of a warpgroup's 64 x 256 fp32 fragment (out, cache).
+// the stores of a warpgroup's 64 x 256 fp32 fragment (out, cache) through shared memory and TMA.
 //
 // wgmma fragment (m64nNk16, fp32): thread t of the warpgroup holds, for column group j < N / 8,
 // acc[4j + 0..1] at (row 16 * (t / 32) + (t % 32) / 4, cols 8j + 2 (t % 4) + 0..1) and
-// acc[4j + 2..3] at the same columns 8 rows lower. Stores are 2 columns (4 or 8 bytes) wide.
+// acc[4j + 2..3] at the same columns 8 rows lower.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "cuda/common/hopper.cuh"
 #include "cuda/gemm/gemm_scheduler.cuh"
 
 namespace flashomni::cuda::gemm {
@@ -106,12 +107,14 @@ __device__ __forceinline__ void init_from_cache(float (&acc)[128], const GemmKer
   }
 }
 
-// Stores the fragment to dst (row stride / batch stride in elements), masked to valid rows and
-// stored columns.
+// Stores the warpgroup's 64 x kN fragment with plain 2-column stores, masked to rows [0, M):
+// the fallback for a 64-row box that starts above row 0 (row_offset not a multiple of 64), since
+// a TMA store box must not start at a negative coordinate (illegal instruction on H100).
 template <int kN, typename D>
-__device__ __forceinline__ void store_tile(const float (&acc)[128], const GemmKernelParams& p,
-                                           const Tile& t, const FragmentCoords& f, D* dst,
-                                           int64_t row_stride, int64_t batch_stride) {
+__device__ __forceinline__ void store_tile_direct(const float (&acc)[128],
+                                                  const GemmKernelParams& p, const Tile& t,
+                                                  const FragmentCoords& f, D* dst,
+                                                  int64_t row_stride, int64_t batch_stride) {
   D* base = dst + t.b * batch_stride;
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
@@ -122,6 +125,65 @@ __device__ __forceinline__ void store_tile(const float (&acc)[128], const GemmKe
     for (int j = 0; j < kN / 8; ++j) {
       const int32_t col = output_col(p, t, 8 * j + f.col0);
       if (col >= 0) store_pair(out + col, acc[4 * j + 2 * half], acc[4 * j + 2 * half + 1]);
+    }
+  }
+}
+
+// Stores the warpgroup's 64 x kN fragment through its shared-memory buffer with TMA. Each pass
+// writes two boxes of 64 rows x 128 bytes (64 16-bit or 32 fp32 columns) in the 128-byte swizzle
+// (16-byte chunk k of row r at chunk k ^ (r % 8): a warp's 8 rows x 16 bytes hit 32 distinct
+// banks), then one thread stores them. TMA clips rows outside [0, M) and columns past N; boxes of
+// unused head slots are skipped. The buffer is reused only after the previous stores read it.
+template <int kN, typename D>
+__device__ __forceinline__ void store_tile_tma(const float (&acc)[128], const GemmKernelParams& p,
+                                               const Tile& t, const FragmentCoords& f, uint8_t* buf,
+                                               const CUtensorMap* map, int32_t warpgroup, D* dst,
+                                               int64_t row_stride, int64_t batch_stride) {
+  const int32_t first_row = t.m0 + warpgroup * kEpilogueRows;
+  if (first_row + kEpilogueRows <= 0 || first_row >= p.rows) return;  // no row of [0, M)
+  if (first_row < 0) {
+    store_tile_direct<kN>(acc, p, t, f, dst, row_stride, batch_stride);
+    return;
+  }
+  constexpr int kBoxCols = 128 / static_cast<int>(sizeof(D));
+  constexpr int kPassCols = 2 * kBoxCols;
+  static_assert(kN % kPassCols == 0, "whole passes");
+  const bool leader = threadIdx.x % 128 == 0;
+  const int bar = 1 + warpgroup;  // named barrier of this warpgroup's 128 threads
+  const int32_t row_local = f.row0 - warpgroup * kEpilogueRows;
+#pragma unroll
+  for (int pass = 0; pass < kN / kPassCols; ++pass) {
+    if (leader) hopper::bulk_wait_group_read0();
+    hopper::named_barrier_sync(bar, 128);
+#pragma unroll
+    for (int jj = 0; jj < kPassCols / 8; ++jj) {
+      const int j = pass * (kPassCols / 8) + jj;
+      const int c = jj * 8 + f.col0;
+      const int byte = (c % kBoxCols) * static_cast<int>(sizeof(D));
+      uint8_t* box = buf + (jj * 8 / kBoxCols) * kEpilogueBoxBytes;
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int r = row_local + 8 * half;
+        D* staged =
+            reinterpret_cast<D*>(box + r * 128 + ((((byte >> 4) ^ (r & 7))) << 4) + (byte & 15));
+        store_pair(staged, acc[4 * j + 2 * half], acc[4 * j + 2 * half + 1]);
+      }
+    }
+    hopper::fence_proxy_async_shared();
+    hopper::named_barrier_sync(bar, 128);
+    if (leader) {
+      const int32_t row = first_row;
+#pragma unroll
+      for (int b = 0; b < 2; ++b) {
+        const int32_t col = output_col(p, t, pass * kPassCols + b * kBoxCols);
+        if (col < 0) continue;
+        if (p.batch > 1) {
+          hopper::tma_store_3d(map, buf + b * kEpilogueBoxBytes, col, row, t.b);
+        } else {
+          hopper::tma_store_2d(map, buf + b * kEpilogueBoxBytes, col, row);
+        }
+      }
+      hopper::bulk_commit_group();
     }
   }
 }

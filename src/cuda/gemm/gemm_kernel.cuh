@@ -17,8 +17,10 @@ inline constexpr int kProducerRegs = 40;
 inline constexpr int kConsumerRegs = 232;
 
 template <typename T>
-__device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, GemmSharedStorage& smem,
+__device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const CUtensorMap* out_map,
+                                              const CUtensorMap* cache_map, GemmSharedStorage& smem,
                                               int32_t warpgroup) {
+  uint8_t* buf = smem.epilogue[warpgroup];
   PipelineState state;
   const FragmentCoords f(warpgroup);
   const int32_t items = num_items(p);
@@ -32,12 +34,14 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, GemmSha
         float acc[128];
         init_bias<128, T>(acc, p, t, f);
         consume_k_blocks<128, T>(acc, t.phase2, warpgroup, smem, state);
-        store_tile<128>(acc, p, t, f, static_cast<T*>(p.out), p.out_row_stride, p.out_batch_stride);
+        store_tile_tma<128>(acc, p, t, f, buf, out_map, warpgroup, static_cast<T*>(p.out),
+                            p.out_row_stride, p.out_batch_stride);
       } else {
         float acc[128];
         init_bias<256, T>(acc, p, t, f);
         consume_k_blocks<256, T>(acc, t.phase2, warpgroup, smem, state);
-        store_tile<256>(acc, p, t, f, static_cast<T*>(p.out), p.out_row_stride, p.out_batch_stride);
+        store_tile_tma<256>(acc, p, t, f, buf, out_map, warpgroup, static_cast<T*>(p.out),
+                            p.out_row_stride, p.out_batch_stride);
       }
       continue;
     }
@@ -47,11 +51,11 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, GemmSha
       init_bias<256, T>(acc, p, t, f);
       consume_k_blocks<256, T>(acc, t.phase1, warpgroup, smem, state);
       if (p.cache_fp32) {
-        store_tile<256>(acc, p, t, f, static_cast<float*>(p.cache), p.cache_row_stride,
-                        p.cache_batch_stride);
+        store_tile_tma<256>(acc, p, t, f, buf, cache_map, warpgroup, static_cast<float*>(p.cache),
+                            p.cache_row_stride, p.cache_batch_stride);
       } else {
-        store_tile<256>(acc, p, t, f, static_cast<T*>(p.cache), p.cache_row_stride,
-                        p.cache_batch_stride);
+        store_tile_tma<256>(acc, p, t, f, buf, cache_map, warpgroup, static_cast<T*>(p.cache),
+                            p.cache_row_stride, p.cache_batch_stride);
         round_to_storage<T>(acc);
       }
     } else if (p.cache_fp32) {
@@ -61,22 +65,26 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, GemmSha
     }
     hopper::wgmma_fence_operands(acc);
     consume_k_blocks<256, T>(acc, t.phase2, warpgroup, smem, state);
-    store_tile<256>(acc, p, t, f, static_cast<T*>(p.out), p.out_row_stride, p.out_batch_stride);
+    store_tile_tma<256>(acc, p, t, f, buf, out_map, warpgroup, static_cast<T*>(p.out),
+                        p.out_row_stride, p.out_batch_stride);
   }
+  // The CTA's shared memory must outlive the last TMA stores' reads of it.
+  if (threadIdx.x % 128 == 0) hopper::bulk_wait_group0();
 }
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads, 1)
     sparse_gemm_kernel(const __grid_constant__ GemmKernelParams p,
-                       const __grid_constant__ CUtensorMap a_map,
-                       const __grid_constant__ CUtensorMap b_map) {
+                       const __grid_constant__ GemmTensorMaps maps) {
   extern __shared__ uint8_t smem_raw[];
   auto& smem = *reinterpret_cast<GemmSharedStorage*>(
       (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
   const int32_t warpgroup = threadIdx.x / 128;
   if (threadIdx.x == 0) {
-    hopper::tma_prefetch_desc(&a_map);
-    hopper::tma_prefetch_desc(&b_map);
+    hopper::tma_prefetch_desc(&maps.a);
+    hopper::tma_prefetch_desc(&maps.b);
+    hopper::tma_prefetch_desc(&maps.out);
+    hopper::tma_prefetch_desc(&maps.cache);
     for (int s = 0; s < kStages; ++s) {
       hopper::mbar_init(&smem.full[s], 1);
       hopper::mbar_init(&smem.empty[s], 2);
@@ -89,16 +97,16 @@ __global__ void __launch_bounds__(kThreads, 1)
   hopper::grid_dependency_wait();
   if (warpgroup == 0) {
     hopper::setmaxnreg_dec<kProducerRegs>();
-    if (threadIdx.x == 0) producer_loop(p, &a_map, &b_map, smem);
+    if (threadIdx.x == 0) producer_loop(p, &maps.a, &maps.b, smem);
   } else {
     hopper::setmaxnreg_inc<kConsumerRegs>();
-    consumer_loop<T>(p, smem, warpgroup - 1);
+    consumer_loop<T>(p, &maps.out, &maps.cache, smem, warpgroup - 1);
   }
 }
 
 template <typename T>
-void launch_sparse_gemm(const GemmKernelParams& p, const CUtensorMap& a_map,
-                        const CUtensorMap& b_map, int grid, cudaStream_t stream) {
+void launch_sparse_gemm(const GemmKernelParams& p, const GemmTensorMaps& maps, int grid,
+                        cudaStream_t stream) {
   auto kernel = sparse_gemm_kernel<T>;
   // Raising the dynamic shared-memory limit is a host-side attribute, once per process.
   static const cudaError_t attr_status = cudaFuncSetAttribute(
@@ -114,7 +122,7 @@ void launch_sparse_gemm(const GemmKernelParams& p, const CUtensorMap& a_map,
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   config.attrs = attr;
   config.numAttrs = 1;
-  FLASHOMNI_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p, a_map, b_map));
+  FLASHOMNI_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p, maps));
 }
 
 }  // namespace flashomni::cuda::gemm

@@ -3,9 +3,9 @@
 
 namespace flashomni::cuda::gemm {
 
-void launch_sparse_gemm_fp16(const GemmKernelParams& p, const CUtensorMap& a_map,
-                             const CUtensorMap& b_map, int grid, cudaStream_t stream) {
-  launch_sparse_gemm<__half>(p, a_map, b_map, grid, stream);
+void launch_sparse_gemm_fp16(const GemmKernelParams& p, const GemmTensorMaps& maps, int grid,
+                             cudaStream_t stream) {
+  launch_sparse_gemm<__half>(p, maps, grid, stream);
 }
 
 }  // namespace flashomni::cuda::gemm

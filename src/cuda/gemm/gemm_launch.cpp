@@ -98,20 +98,28 @@ void check_common(const TensorRef& a, const TensorRef& weight, const TensorRef& 
 
 void check_tma_operand(const Operand3& o, const TensorRef& t, const char* name) {
   const auto addr = reinterpret_cast<std::uintptr_t>(t.data);
-  FLASHOMNI_CHECK_ARG(addr % 16 == 0 && (o.row_stride * 2) % 16 == 0 &&
-                          (o.batch == 1 || (o.batch_stride * 2) % 16 == 0),
+  const int64_t elem = static_cast<int64_t>(dtype_size(t.dtype));
+  FLASHOMNI_CHECK_ARG(addr % 16 == 0 && (o.row_stride * elem) % 16 == 0 &&
+                          (o.batch == 1 || (o.batch_stride * elem) % 16 == 0),
                       name,
                       "TMA needs a 16-byte aligned base and row/batch strides that are "
-                      "multiples of 8 elements");
+                      "multiples of 16 bytes");
 }
 
-void launch_kernel(const GemmKernelParams& kp, DType dtype, const CUtensorMap& a_map,
-                   const CUtensorMap& b_map, int64_t max_items, cudaStream_t stream) {
+// Store maps: 64-row boxes of 128 bytes, the epilogue's staging unit.
+CUtensorMap store_map(const TensorRef& t, const Operand3& o) {
+  const int32_t elem = static_cast<int32_t>(dtype_size(t.dtype));
+  return make_tensor_map(t.data, elem, o.batch, o.rows, o.cols, o.row_stride, o.batch_stride,
+                         gemm::kEpilogueRows, 128 / elem);
+}
+
+void launch_kernel(const GemmKernelParams& kp, DType dtype, const gemm::GemmTensorMaps& maps,
+                   int64_t max_items, cudaStream_t stream) {
   const int grid = static_cast<int>(std::min<int64_t>(sm_count(), std::max<int64_t>(max_items, 1)));
   if (dtype == DType::kBFloat16) {
-    gemm::launch_sparse_gemm_bf16(kp, a_map, b_map, grid, stream);
+    gemm::launch_sparse_gemm_bf16(kp, maps, grid, stream);
   } else {
-    gemm::launch_sparse_gemm_fp16(kp, a_map, b_map, grid, stream);
+    gemm::launch_sparse_gemm_fp16(kp, maps, grid, stream);
   }
 }
 
@@ -158,6 +166,8 @@ void run_gemm_o(const GemmOParams& p, GemmMode mode, void* workspace, std::size_
                       "out", "the kernel stores column pairs: N and row strides must be even");
   check_tma_operand(a, p.a, "a");
   check_tma_operand(w, p.weight, "weight");
+  check_tma_operand(out, p.out, "out");
+  check_tma_operand(cache, p.cache, "cache");
   if (a.batch == 1 && p.symbols != nullptr) {
     FLASHOMNI_CHECK_ARG(p.symbols->shape.batch == 1, "symbols.batch", "expected 1");
   } else if (p.symbols != nullptr) {
@@ -214,11 +224,13 @@ void run_gemm_o(const GemmOParams& p, GemmMode mode, void* workspace, std::size_
     kp.items = pp.items;
     kp.item_count = pp.item_count;
   }
-  const CUtensorMap a_map = make_tensor_map_16bit(p.a.data, a.batch, a.rows, a.cols, a.row_stride,
-                                                  a.batch_stride, kTileM, kTileK);
-  const CUtensorMap b_map =
-      make_tensor_map_16bit(p.weight.data, 1, w.rows, w.cols, w.row_stride, 0, 128, kTileK);
-  launch_kernel(kp, p.a.dtype, a_map, b_map, kp.dense_items, stream);
+  gemm::GemmTensorMaps maps;
+  maps.a = make_tensor_map(p.a.data, 2, a.batch, a.rows, a.cols, a.row_stride, a.batch_stride,
+                           kTileM, kTileK);
+  maps.b = make_tensor_map(p.weight.data, 2, 1, w.rows, w.cols, w.row_stride, 0, 128, kTileK);
+  maps.out = store_map(p.out, out);
+  maps.cache = store_map(p.cache, cache);
+  launch_kernel(kp, p.a.dtype, maps, kp.dense_items, stream);
 }
 
 }  // namespace
@@ -243,6 +255,7 @@ void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, 
   FLASHOMNI_CHECK_ARG(out.row_stride % 2 == 0, "out", "row stride must be even");
   check_tma_operand(x, p.x, "x");
   check_tma_operand(w, p.weight, "weight");
+  check_tma_operand(out, p.out, "out");
   if (p.symbols != nullptr) {
     FLASHOMNI_CHECK_ARG(p.symbols->shape.batch == x.batch, "symbols.batch", "expected ", x.batch);
   }
@@ -291,11 +304,14 @@ void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, 
     kp.items = pp.items;
     kp.item_count = pp.item_count;
   }
-  const CUtensorMap a_map = make_tensor_map_16bit(p.x.data, x.batch, x.rows, x.cols, x.row_stride,
-                                                  x.batch_stride, kTileM, kTileK);
-  const CUtensorMap b_map =
-      make_tensor_map_16bit(p.weight.data, 1, w.rows, w.cols, w.row_stride, 0, p.head_dim, kTileK);
-  launch_kernel(kp, p.x.dtype, a_map, b_map, kp.dense_items, stream);
+  gemm::GemmTensorMaps maps;
+  maps.a = make_tensor_map(p.x.data, 2, x.batch, x.rows, x.cols, x.row_stride, x.batch_stride,
+                           kTileM, kTileK);
+  maps.b =
+      make_tensor_map(p.weight.data, 2, 1, w.rows, w.cols, w.row_stride, 0, p.head_dim, kTileK);
+  maps.out = store_map(p.out, out);
+  maps.cache = maps.out;
+  launch_kernel(kp, p.x.dtype, maps, kp.dense_items, stream);
 }
 
 std::size_t gemm_o_workspace_size(const GemmOParams& p) {

@@ -21,6 +21,11 @@ inline constexpr int kTileN = 256;
 inline constexpr int kTileK = 64;  // 64 x 2 bytes = one 128-byte swizzle row
 // 4 stages x (16 KB A + 32 KB B) = 192 KB of the 227 KB shared memory per CTA.
 inline constexpr int kStages = 4;
+// Epilogue: each consumer warpgroup stages 64 rows x 128 bytes x 2 boxes in shared memory and
+// stores them with TMA, so global writes overlap the next tile's mainloop.
+inline constexpr int kEpilogueRows = 64;
+inline constexpr int kEpilogueBoxBytes = kEpilogueRows * 128;
+inline constexpr int kEpilogueBytes = 2 * kEpilogueBoxBytes;
 inline constexpr int kThreads = 384;  // producer warpgroup + 2 consumer warpgroups (64 rows each)
 inline constexpr int kPlannerThreads = 1024;
 // Heads of a row block are packed into a 64-bit mask (FLUX, SD3, HunyuanVideo: 24; Wan: 40).
@@ -87,9 +92,14 @@ inline std::size_t plan_workspace_bytes(int64_t max_items) {
 // Launches (on `stream`, no host synchronisation). The kernel is launched with programmatic
 // dependent launch so its prologue overlaps the planner.
 void launch_gemm_planner(const GemmPlanParams& p, cudaStream_t stream);
-void launch_sparse_gemm_bf16(const GemmKernelParams& p, const CUtensorMap& a_map,
-                             const CUtensorMap& b_map, int grid, cudaStream_t stream);
-void launch_sparse_gemm_fp16(const GemmKernelParams& p, const CUtensorMap& a_map,
-                             const CUtensorMap& b_map, int grid, cudaStream_t stream);
+// TMA maps: A (activations) and B (weight) loads in 128 x 64 / b_box_rows x 64 boxes; out and
+// cache stores in 64-row x 128-byte boxes (cache_map = out_map for GEMM-Q).
+struct GemmTensorMaps {
+  CUtensorMap a, b, out, cache;
+};
+void launch_sparse_gemm_bf16(const GemmKernelParams& p, const GemmTensorMaps& maps, int grid,
+                             cudaStream_t stream);
+void launch_sparse_gemm_fp16(const GemmKernelParams& p, const GemmTensorMaps& maps, int grid,
+                             cudaStream_t stream);
 
 }  // namespace flashomni::cuda::gemm

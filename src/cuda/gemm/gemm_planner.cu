@@ -1,7 +1,8 @@
 // FlashOmni CUDA layer (GEMM): the planner — turns Sq into the compact work list of the sparse
 // GEMMs on the GPU (one CTA, a few microseconds, no host synchronisation).
 //   GEMM-Q: one item per group of up to `slots` active heads of a row tile, row-tile major so the
-//           CTAs running at once share X rows and W_q in L2; cached (row tile, head) pairs vanish.
+//           CTAs running at once share X rows and W_q in L2, full groups before partial ones;
+//           cached (row tile, head) pairs vanish.
 //   GEMM-O: one entry per row tile with its active-head mask, sorted by k-blocks to reduce
 //           (descending) so the persistent CTAs take the longest row tiles first.
 #include "cuda/common/hopper.cuh"
@@ -39,29 +40,35 @@ __global__ void __launch_bounds__(kPlannerThreads, 1) gemm_planner_kernel(const 
   hopper::grid_launch_dependents();
   const int32_t candidates = p.batch * p.row_tiles;
   if (p.mode == GemmMode::kQ) {
+    // Full groups (all `slots` heads) first, then the at most one partial group per row tile
+    // (half the wgmma work or less), so the short items fill the last wave.
     __shared__ int32_t scratch[kPlannerThreads / 32 + 1];
     int32_t base = 0;
-    for (int32_t start = 0; start < candidates; start += kPlannerThreads) {
-      const int32_t index = start + static_cast<int32_t>(threadIdx.x);
-      RowTile t{0, 0, 0};
-      if (index < candidates) t = row_tile(p, index);
-      const int32_t active = __popcll(t.mask);
-      const int32_t groups = (active + p.slots - 1) / p.slots;
-      int32_t total = 0;
-      const int32_t offset =
-          work_list::block_exclusive_scan<kPlannerThreads>(groups, scratch, &total);
-      uint64_t mask = t.mask;
-      for (int32_t g = 0; g < groups; ++g) {
-        uint32_t heads = 0xffffffffu;
-        int32_t used = 0;
-        for (; used < p.slots && mask != 0; ++used) {
-          const uint32_t h = static_cast<uint32_t>(__ffsll(static_cast<long long>(mask)) - 1);
-          mask &= mask - 1;
-          heads = (heads & ~(0xffu << (8 * used))) | (h << (8 * used));
+    for (int32_t partial = 0; partial < 2; ++partial) {
+      for (int32_t start = 0; start < candidates; start += kPlannerThreads) {
+        const int32_t index = start + static_cast<int32_t>(threadIdx.x);
+        RowTile t{0, 0, 0};
+        if (index < candidates) t = row_tile(p, index);
+        const int32_t active = __popcll(t.mask);
+        const int32_t full = active / p.slots;
+        const int32_t count = partial ? (active % p.slots != 0 ? 1 : 0) : full;
+        int32_t total = 0;
+        const int32_t offset =
+            work_list::block_exclusive_scan<kPlannerThreads>(count, scratch, &total);
+        uint64_t mask = t.mask;
+        for (int32_t skip = partial ? full * p.slots : 0; skip > 0; --skip) mask &= mask - 1;
+        for (int32_t g = 0; g < count; ++g) {
+          uint32_t heads = 0xffffffffu;
+          int32_t used = 0;
+          for (; used < p.slots && mask != 0; ++used) {
+            const uint32_t h = static_cast<uint32_t>(__ffsll(static_cast<long long>(mask)) - 1);
+            mask &= mask - 1;
+            heads = (heads & ~(0xffu << (8 * used))) | (h << (8 * used));
+          }
+          p.items[base + offset + g] = make_int4(t.b, t.m0, static_cast<int32_t>(heads), used);
         }
-        p.items[base + offset + g] = make_int4(t.b, t.m0, static_cast<int32_t>(heads), used);
+        base += total;
       }
-      base += total;
     }
     if (threadIdx.x == 0) *p.item_count = base;
     return;

@@ -8,6 +8,21 @@
 
 namespace flashomni::cuda::gemm {
 
+// Dispatch starts every tile from the cached partial sum: pull its rows into L2 now, while the
+// consumers still finish the previous tile, so their loads of it do not wait on DRAM.
+__device__ __forceinline__ void prefetch_cache_tile(const GemmKernelParams& p, const Tile& t) {
+  const int32_t elem = p.cache_fp32 ? 4 : 2;
+  const int32_t cols = min(kTileN, p.cols - t.n0);
+  const uint32_t bytes = static_cast<uint32_t>(cols * elem) & ~15u;
+  if (bytes == 0) return;
+  const auto* base =
+      static_cast<const uint8_t*>(p.cache) + (t.b * p.cache_batch_stride + t.n0) * elem;
+  const int32_t first = max(t.m0, 0), last = min(t.m0 + kTileM, p.rows);
+  for (int32_t row = first; row < last; ++row) {
+    hopper::prefetch_l2(base + static_cast<int64_t>(row) * p.cache_row_stride * elem, bytes);
+  }
+}
+
 __device__ __forceinline__ void producer_loop(const GemmKernelParams& p, const CUtensorMap* a_map,
                                               const CUtensorMap* b_map, GemmSharedStorage& smem) {
   PipelineState state;
@@ -19,6 +34,7 @@ __device__ __forceinline__ void producer_loop(const GemmKernelParams& p, const C
     // GEMM-Q loads one weight box per used head slot; GEMM-O one per 128 output columns.
     const int32_t boxes = p.mode == GemmMode::kQ ? t.slots : kTileN / p.b_box_rows;
     const uint32_t bytes = kBytesA + boxes * b_box_bytes;
+    if (p.mode == GemmMode::kODispatch) prefetch_cache_tile(p, t);
     for_each_k_block(p, t, [&](int32_t k_col) {
       hopper::mbar_wait(&smem.empty[state.stage], state.phase ^ 1);
       hopper::mbar_arrive_expect_tx(&smem.full[state.stage], bytes);
