@@ -31,6 +31,7 @@ Example (the processors in flashomni.diffusers call the LayerEngine methods):
 
 import dataclasses
 import enum
+import importlib
 import math
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -135,7 +136,7 @@ def flashomni_policy(q, k, *, step, num_steps, text, block_q, block_kv, config):
     """The default policy: flashomni.policy.run_policy (the GPU policy kernels and the CPU
     oracle behind one Python entry point). The one seam to adjust if that signature moves."""
     try:
-        from . import policy as policy_module
+        policy_module = importlib.import_module(".policy", __package__)
     except ImportError as e:
         raise NotImplementedError(
             "flashomni.policy.run_policy is not available in this build; pass "

@@ -271,3 +271,22 @@ def test_default_policy_without_flashomni_policy_says_so(monkeypatch):
     with pytest.raises(NotImplementedError, match="run_policy"):
         fe.flashomni_policy(q, q, step=0, num_steps=2, text=None, block_q=BLOCK, block_kv=BLOCK,
                             config=fe.PolicyConfig())
+
+
+def test_default_policy_is_flashomni_run_policy():
+    policy = pytest.importorskip("flashomni.policy")
+    m = TinyLayer()
+    engine = make_engine(None, steps=4)
+    layer = engine.layer("l0")
+    xs = inputs(4)
+    with torch.no_grad():
+        for s, x in enumerate(xs):
+            engine.set_step(s)
+            m.flashomni(layer, x)
+        q, k, _ = m.qkv(xs[1])
+    expect = policy.run_policy(q, k, step=1, num_steps=4, text=(0, N_TXT), block_q=BLOCK,
+                               block_kv=BLOCK)
+    got = layer.symbols
+    for a, b in zip(got.to_masks(), expect.to_masks()):
+        np.testing.assert_array_equal(a, b)
+    assert [r.kind for r in layer.reports][2] == fe.StepKind.DISPATCH
