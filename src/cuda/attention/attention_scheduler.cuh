@@ -61,7 +61,8 @@ __device__ __forceinline__ WorkItem end_of_work() {
 }
 
 // Walks the kept key blocks of one Skv row from the highest to the lowest (so the partial tail
-// block, if kept, comes first and only the first iteration masks). Dense mode: every block.
+// block, if kept, comes first and only the first iteration masks). Dense mode (no symbols) walks
+// all-ones words through the same code.
 struct KvBlockIter {
   const uint32_t* row;  // null: dense
   int32_t nkb;          // this request's key-block count; bits at or past it are ignored
@@ -69,20 +70,16 @@ struct KvBlockIter {
   uint32_t bits;
 
   __device__ __forceinline__ KvBlockIter(const uint32_t* row_bits, int32_t kv_blocks)
-      : row(row_bits),
-        nkb(kv_blocks),
-        word(row_bits ? (kv_blocks + 31) / 32 : kv_blocks),
-        bits(0) {}
+      : row(row_bits), nkb(kv_blocks), word((kv_blocks + 31) / 32), bits(0) {}
 
   // Next kept block index, or -1 when done.
   __device__ __forceinline__ int32_t next() {
-    if (row == nullptr) return word > 0 ? --word : -1;  // dense: `word` counts blocks down
     while (bits == 0) {
       if (word == 0) return -1;
       --word;
       const int32_t valid = nkb - 32 * word;
       const uint32_t mask = valid >= 32 ? 0xffffffffu : ((1u << valid) - 1u);
-      bits = row[word] & mask;
+      bits = (row != nullptr ? row[word] : 0xffffffffu) & mask;
     }
     const int32_t j = 31 - __clz(bits);
     bits &= ~(1u << j);
