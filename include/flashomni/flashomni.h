@@ -60,8 +60,9 @@ extern "C" {
 #define FLASHOMNI_API __attribute__((visibility("default")))
 #endif
 
-/* Bumped whenever a field is appended to an argument struct or a function is added. */
-#define FLASHOMNI_ABI_VERSION 1
+/* Bumped whenever a field is appended to an argument struct or a function is added.
+ * 1: operations, symbols, densities; 2: + policy (run_policy) and forecast. */
+#define FLASHOMNI_ABI_VERSION 2
 
 /* Same values as flashomni::DType / Device / Status (common.h); never renumbered. */
 typedef enum fo_dtype {
@@ -274,6 +275,87 @@ FLASHOMNI_API int flashomni_symbols_densities(const fo_symbols* symbols, const f
 FLASHOMNI_API int flashomni_symbols_density_summary(const fo_symbols* symbols,
                                                     const fo_seqlens* seqlens,
                                                     fo_density_summary* summary);
+
+/* ---- Policy and forecast (spec §5; policy.h / forecast.h have the exact semantics) ----
+ * run_policy chooses the symbols of one layer at an update step from its Q and K: block means,
+ * pooled logits P = mean_q . mean_k * scale, per-row key skipping (softmax of P over key blocks,
+ * the smallest prefix with mass <= tau_kv * phi(step) skipped) and per-head query caching (text <->
+ * image scores, the smallest prefix with mass <= tau_q * phi(step) cached), phi(s) = (s / S)^2.
+ * Dispatches on q's device: FO_CPU runs the fp64 oracle; FO_CUDA writes DEVICE words on `stream`
+ * with a workspace of flashomni_policy_workspace_size bytes (no sync, no allocation).
+ *
+ *   fo_policy_args a;
+ *   a.struct_size = sizeof(a);
+ *   flashomni_policy_default_args(&a);      // tau_q 0.5, tau_kv 0.15, S = 50, blocks 128, ...
+ *   a.q = ...; a.k = ...; a.step = 20;      // [B, N, H, d], [B, N, Hkv, d]
+ *   int32_t text[2] = {0, 512};             // FLUX: 512 text tokens first
+ *   a.text = fo_tensor_contiguous(text, FO_INT32, FO_CPU, 2, (int64_t[]){1, 2});
+ *   fo_symbols shape;
+ *   flashomni_policy_symbols_shape(&a, &shape);   // size q_bits / kv_bits from shape
+ *   a.q_bits = q_bits; a.q_words = ...; a.kv_bits = kv_bits; a.kv_words = ...;
+ *   flashomni_run_policy(&a, NULL, 0, NULL); */
+typedef struct fo_policy_args {
+  int32_t struct_size;   /* = sizeof(fo_policy_args) */
+  int32_t step;          /* 0-based index of the update step, in [0, num_steps) */
+  int32_t num_steps;     /* S in phi(s) = (s / S)^2: the sampler's step count */
+  int32_t block_q;       /* tokens per query block; 0 = 128 */
+  int32_t block_kv;      /* tokens per key block; 0 = 128 */
+  int32_t max_seqlen_q;  /* varlen: the longest request (0 on the CPU: derived) */
+  int32_t max_seqlen_kv;
+  int32_t kv_top_k;      /* > 0: keep the k most probable key blocks per row instead of tau_kv */
+  double tau_q;          /* fraction of the text <-> image mass that may be cached */
+  double tau_kv;         /* fraction of each row's softmax mass that may be skipped */
+  float softmax_scale;   /* 0 = 1 / sqrt(d) */
+  /* 0 / 1 switches (PolicyConfig in policy.h): */
+  int32_t cache_queries;    /* 0: every query block active */
+  int32_t skip_kv;          /* 0: every key block kept */
+  int32_t keep_diagonal;    /* keep the key blocks overlapping the query block's tokens */
+  int32_t keep_text_kv;     /* keep the key blocks holding text tokens */
+  int32_t skip_kv_for_text; /* 0: text query blocks keep every key */
+  int32_t weight_by_tokens; /* 1: a partial key block weighs by its token count */
+  /* q [B, Nq, H, d] / k [B, Nkv, Hkv, d], or varlen [total, H, d] with cu_seqlens_q/kv int32
+   * [B + 1] (CPU: host; CUDA: device) and max_seqlen_q/kv. fp32 / fp64 / fp16 / bf16. */
+  fo_tensor q, k;
+  fo_tensor cu_seqlens_q, cu_seqlens_kv;
+  /* int32 [R, 2]: [begin, end) text tokens of every request (R = 1) or each (R = B); data NULL =
+   * no text. CPU: host. CUDA: host (R <= 64, travels in the launch) or device. */
+  fo_tensor text;
+  /* Outputs on q's device, shape from flashomni_policy_symbols_shape; capacities in words. */
+  uint32_t* q_bits;
+  size_t q_words;
+  uint32_t* kv_bits;
+  size_t kv_words;
+  /* Optional (NULL = not written): batch * heads entries ordered (b, h), on q's device. */
+  fo_symbol_density* densities;
+  size_t densities_count;
+} fo_policy_args;
+
+/* Fills every field of *args (within args->struct_size, which the caller sets first) with the
+ * defaults of PolicyConfig: step 0, num_steps 50, blocks 128, tau_q 0.5, tau_kv 0.15,
+ * cache_queries / skip_kv / weight_by_tokens 1, the rest 0; tensors and outputs not given. */
+FLASHOMNI_API int flashomni_policy_default_args(fo_policy_args* args);
+/* Shape of the symbols run_policy writes (pointers NULL, device = q's device). */
+FLASHOMNI_API int flashomni_policy_symbols_shape(const fo_policy_args* args, fo_symbols* shape);
+FLASHOMNI_API int flashomni_policy_workspace_size(const fo_policy_args* args, size_t* bytes);
+FLASHOMNI_API int flashomni_run_policy(const fo_policy_args* args, void* workspace,
+                                       size_t workspace_bytes, void* stream);
+
+/* Taylor forecast of a cached value (TaylorForecast in engine.h): the polynomial of degree
+ * min(order, points - 1) through the last points' values, evaluated at target_step, as
+ * out = sum_p w_p history_p elementwise (Lagrange weights from the steps, computed on the host).
+ * history / out: one element count; CPU: fp32 / fp64 / fp16 / bf16, any strides; CUDA: fp32 /
+ * fp16 / bf16, contiguous, asynchronous on `stream`. Dispatches on out's device. */
+#define FO_MAX_FORECAST_POINTS 3
+typedef struct fo_forecast_args {
+  int32_t struct_size; /* = sizeof(fo_forecast_args) */
+  int32_t order;       /* 0, 1 or 2 */
+  int32_t target_step;
+  int32_t points;                         /* history values given, 1..3, oldest first */
+  int32_t steps[FO_MAX_FORECAST_POINTS];  /* their steps, strictly increasing */
+  fo_tensor history[FO_MAX_FORECAST_POINTS];
+  fo_tensor out;
+} fo_forecast_args;
+FLASHOMNI_API int flashomni_forecast(const fo_forecast_args* args, void* stream);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -9,6 +9,8 @@ Arrays may be NumPy arrays, torch tensors, or objects exposing __cuda_array_inte
     q = fo.gemm_q(x, w_q, b_q, heads=24, symbols=s)      # only active (block, head) tiles
     y, cache = fo.gemm_o_update(o, w_o, b_o, heads=24, symbols=s)   # full step
     y = fo.gemm_o_dispatch(o, w_o, cache, heads=24, symbols=s)      # sparse step
+    s = fo.run_policy(q, k, text=(0, 512), step=20, num_steps=50)   # the policy's symbols
+    c = fo.forecast([c7, c12, c17], steps=[7, 12, 17], target_step=19)  # Taylor forecast
 
 `import flashomni.torch_ops` (needs torch) registers the same operations as torch custom ops
 (torch.ops.flashomni.*) for torch.compile and CUDA graphs.
@@ -18,6 +20,7 @@ import importlib
 
 from ._lib import library_candidates
 from .ops import gemm_o_dispatch, gemm_o_update, gemm_q, sparse_attention
+from .policy import forecast, run_policy
 from .symbols import SeqLens, Symbols
 
 __version__ = "0.1.0"
@@ -29,6 +32,8 @@ __all__ = [
     "gemm_q",
     "gemm_o_update",
     "gemm_o_dispatch",
+    "run_policy",
+    "forecast",
     "version",
     "has_cuda",
     "library_path",

@@ -145,6 +145,54 @@ class DensitySummary(ctypes.Structure):
                 for name in ("query", "query_token", "kv", "pair", "token_pair")]
 
 
+class PolicyArgs(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_int32),
+        ("step", ctypes.c_int32),
+        ("num_steps", ctypes.c_int32),
+        ("block_q", ctypes.c_int32),
+        ("block_kv", ctypes.c_int32),
+        ("max_seqlen_q", ctypes.c_int32),
+        ("max_seqlen_kv", ctypes.c_int32),
+        ("kv_top_k", ctypes.c_int32),
+        ("tau_q", ctypes.c_double),
+        ("tau_kv", ctypes.c_double),
+        ("softmax_scale", ctypes.c_float),
+        ("cache_queries", ctypes.c_int32),
+        ("skip_kv", ctypes.c_int32),
+        ("keep_diagonal", ctypes.c_int32),
+        ("keep_text_kv", ctypes.c_int32),
+        ("skip_kv_for_text", ctypes.c_int32),
+        ("weight_by_tokens", ctypes.c_int32),
+        ("q", Tensor),
+        ("k", Tensor),
+        ("cu_seqlens_q", Tensor),
+        ("cu_seqlens_kv", Tensor),
+        ("text", Tensor),
+        ("q_bits", ctypes.c_void_p),
+        ("q_words", ctypes.c_size_t),
+        ("kv_bits", ctypes.c_void_p),
+        ("kv_words", ctypes.c_size_t),
+        ("densities", ctypes.c_void_p),
+        ("densities_count", ctypes.c_size_t),
+    ]
+
+
+MAX_FORECAST_POINTS = 3
+
+
+class ForecastArgs(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_int32),
+        ("order", ctypes.c_int32),
+        ("target_step", ctypes.c_int32),
+        ("points", ctypes.c_int32),
+        ("steps", ctypes.c_int32 * MAX_FORECAST_POINTS),
+        ("history", Tensor * MAX_FORECAST_POINTS),
+        ("out", Tensor),
+    ]
+
+
 _P = ctypes.POINTER
 _c_size = ctypes.c_size_t
 _vp = ctypes.c_void_p
@@ -182,6 +230,11 @@ _SIGNATURES = {
     ],
     "flashomni_symbols_densities": [_SP, _LP, _P(SymbolDensity), _c_size],
     "flashomni_symbols_density_summary": [_SP, _LP, _P(DensitySummary)],
+    "flashomni_policy_default_args": [_P(PolicyArgs)],
+    "flashomni_policy_symbols_shape": [_P(PolicyArgs), _SP],
+    "flashomni_policy_workspace_size": [_P(PolicyArgs), _P(_c_size)],
+    "flashomni_run_policy": [_P(PolicyArgs), _vp, _c_size, _vp],
+    "flashomni_forecast": [_P(ForecastArgs), _vp],
 }
 _OTHER_RESTYPES = {
     "flashomni_version": ctypes.c_char_p,

@@ -48,7 +48,8 @@ def _run(name, args, like, stream):
     """Queries the workspace, allocates it (torch, on like's GPU) and calls `name`."""
     bytes_ = ctypes.c_size_t(0)
     ws_name = {"flashomni_gemm_o_update": "flashomni_gemm_o_workspace_size",
-               "flashomni_gemm_o_dispatch": "flashomni_gemm_o_workspace_size"}.get(
+               "flashomni_gemm_o_dispatch": "flashomni_gemm_o_workspace_size",
+               "flashomni_run_policy": "flashomni_policy_workspace_size"}.get(
                    name, name + "_workspace_size")
     _lib.call(ws_name, ctypes.byref(args), ctypes.byref(bytes_))
     workspace, ptr = None, None

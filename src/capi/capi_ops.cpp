@@ -14,21 +14,6 @@
 namespace flashomni::capi {
 namespace {
 
-// Copies an argument struct into a zeroed full-size one: callers compiled against an older header
-// pass a smaller struct_size (fields are only appended), newer ones a larger one we cannot honour.
-template <typename Args>
-Args read_args(const Args* args, std::size_t v1_size, const char* name) {
-  FLASHOMNI_CHECK_ARG(args != nullptr, name, "must not be NULL");
-  const auto size = static_cast<std::size_t>(args->struct_size);
-  FLASHOMNI_CHECK_ARG(args->struct_size > 0 && size >= v1_size && size <= sizeof(Args),
-                      std::string(name) + ".struct_size", "expected sizeof(", name,
-                      ") = ", sizeof(Args), " (or an older ABI size >= ", v1_size, "), got ",
-                      args->struct_size);
-  Args copy{};
-  std::memcpy(&copy, args, size);
-  return copy;
-}
-
 // ABI version 1 sizes: everything up to and including `symbols`, the last field of version 1
 // (stays valid when fields are appended).
 constexpr std::size_t kAttentionArgsV1 = offsetof(fo_attention_args, symbols) + sizeof(void*);

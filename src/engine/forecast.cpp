@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "flashomni/engine.h"
+#include "flashomni/forecast.h"
 #include "flashomni/numeric.h"
 
 namespace flashomni {
@@ -114,17 +115,9 @@ std::vector<int32_t> TaylorForecast::point_steps() const {
 
 std::vector<double> TaylorForecast::weights(int32_t step) const {
   FLASHOMNI_CHECK_ARG(!steps_.empty(), "forecast", "nothing recorded yet");
-  const std::vector<int32_t> t = point_steps();
-  const int32_t n = static_cast<int32_t>(t.size());
   // Lagrange basis: w_p = prod_{m != p} (s - t_m) / (t_p - t_m); e.g. points 7, 12, 17 at s = 18
   // give w = (0.12, -0.44, 1.32), summing to 1; at s = 21, (0.72, -2.24, 2.52).
-  std::vector<double> w(n, 1.0);
-  for (int32_t p = 0; p < n; ++p) {
-    for (int32_t m = 0; m < n; ++m) {
-      if (m != p) w[p] *= static_cast<double>(step - t[m]) / (t[p] - t[m]);
-    }
-  }
-  return w;
+  return lagrange_weights(point_steps(), step);
 }
 
 void TaylorForecast::forecast(int32_t step, const TensorRef& out) const {
