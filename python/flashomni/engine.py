@@ -205,6 +205,7 @@ class LayerEngine:
         self._fc_steps: List[int] = []  # points behind the forecast of the coming dispatches
         self._policy_ran = False
         self._gemm_symbols: Optional[Symbols] = None  # what gemm_o uses at this step
+        self._all_cached: Optional[Symbols] = None  # every query block cached (reuse steps)
         self._weights: List[float] = []
         self._projections: Dict[str, _Projection] = {}
         self.reports = []

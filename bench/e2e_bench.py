@@ -1,0 +1,478 @@
+"""FlashOmni end-to-end benchmark: a diffusers FLUX.1-dev-shaped transformer (19 double + 38
+single blocks, hidden 3072, 24 heads x 128, 4096 image + 512 text tokens) and a HunyuanVideo-shaped
+one (~33K tokens; fewer blocks than the real 20 + 40 by default, totals scaled and labelled),
+random weights at real shapes (no downloads), a flow-matching Euler sampler over S steps.
+
+Two arms on the same model, inputs and sampler:
+- dense: the stock diffusers processors, torch SDPA with cuDNN preferred, cuBLAS projections;
+- flashomni: flashomni.diffusers processors + FlashOmniEngine (Update–Dispatch, the GPU policy,
+  sparse GEMM-Q / attention / GEMM-O, Taylor forecast, whole-layer reuse).
+
+Reported per arm: per-step and total time (CUDA events around each step of an unprofiled
+generation), a time split (GPU kernel time by category — attention / gemm / policy / rest — from
+a second, profiled generation; kernel names listed for audit) and, for FlashOmni, the step kinds
+and densities. Deviation of the final latents from dense: relative L2 and PSNR. JSON to --out.
+
+Honesty rules: if a FlashOmni GPU kernel or the GPU policy is unavailable the benchmark says so
+and exits 2; nothing falls back to another implementation. --smoke-cpu runs tiny shapes through
+the CPU oracle to exercise this script only (its JSON says it is not a measurement).
+
+    PYTHONPATH=python FLASHOMNI_LIBRARY=build/libflashomni.so python3 bench/e2e_bench.py --out dir
+"""
+
+import argparse
+import contextlib
+import datetime
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import warnings
+
+import torch
+
+import flashomni
+from flashomni import engine as fe
+
+FLUX_FULL = (19, 38)
+HUNYUAN_FULL = (20, 40)
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def git_commit():
+    try:
+        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True,
+                                       stderr=subprocess.DEVNULL).strip()
+    except Exception:  # noqa: BLE001 - not a checkout (e.g. a copied tree)
+        return os.environ.get("FLASHOMNI_COMMIT", "unknown")
+
+
+# ---- preconditions --------------------------------------------------------------------------
+def require_gpu_kernels():
+    """Every FlashOmni entry point the FlashOmni arm uses, on CUDA, or exit 2 naming it."""
+    problems = []
+    if not torch.cuda.is_available():
+        problems.append("torch sees no CUDA device")
+    elif not flashomni.has_cuda():
+        problems.append(f"libflashomni ({flashomni.library_path()}) has no CUDA kernels for this "
+                        "device")
+    if not problems:
+        dev, dt = "cuda", torch.bfloat16
+        g = torch.Generator(device=dev).manual_seed(0)
+        q, k, v = (torch.randn(1, 256, 2, 128, device=dev, dtype=dt, generator=g)
+                   for _ in range(3))
+        x = torch.randn(1, 256, 256, device=dev, dtype=dt, generator=g)
+        w = torch.randn(256, 256, device=dev, dtype=dt, generator=g)
+        b = torch.randn(256, device=dev, dtype=dt, generator=g)
+        checks = [
+            ("run_policy", lambda: flashomni.run_policy(q, k, step=40, num_steps=50,
+                                                        text=(0, 128))),
+            ("sparse_attention", lambda s: flashomni.sparse_attention(q, k, v, s)),
+            ("gemm_q", lambda s: flashomni.gemm_q(x, w, b, heads=2, symbols=s)),
+            ("gemm_o_update", lambda s: flashomni.gemm_o_update(x, w, b, heads=2, symbols=s)),
+            ("gemm_o_dispatch", lambda s: flashomni.gemm_o_dispatch(
+                x, w, torch.zeros(1, 256, 256, device=dev), heads=2, symbols=s)),
+        ]
+        symbols = None
+        for name, fn in checks:
+            try:
+                if name == "run_policy":
+                    symbols = fn()
+                else:
+                    fn(symbols)
+                torch.cuda.synchronize()
+            except Exception as e:  # noqa: BLE001 - reported, then exit 2
+                problems.append(f"{name}: {type(e).__name__}: {e}")
+                if name == "run_policy":
+                    break
+    if problems:
+        for p in problems:
+            print(f"FlashOmni GPU path unavailable: {p}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
+
+
+# ---- models ---------------------------------------------------------------------------------
+@contextlib.contextmanager
+def default_dtype_device(dtype, device):
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            yield
+    finally:
+        torch.set_default_dtype(old)
+
+
+def build_flux(args, device, dtype):
+    from diffusers import FluxTransformer2DModel
+
+    from flashomni.diffusers import apply_flux
+
+    if args.smoke_cpu:
+        cfg = dict(num_layers=1, num_single_layers=2, attention_head_dim=64,
+                   num_attention_heads=2, joint_attention_dim=64, pooled_projection_dim=32,
+                   axes_dims_rope=(16, 24, 24), in_channels=16, guidance_embeds=True)
+        side, n_txt, ctx_dim, pooled_dim = 16, 64, 64, 32
+    else:
+        # FLUX.1-dev: 1024 x 1024 -> 128 x 128 latents, 2 x 2 packed -> 64 x 64 = 4096 tokens.
+        cfg = dict(num_layers=args.flux_double, num_single_layers=args.flux_single,
+                   attention_head_dim=128, num_attention_heads=24, joint_attention_dim=4096,
+                   pooled_projection_dim=768, axes_dims_rope=(16, 56, 56), in_channels=64,
+                   guidance_embeds=True)
+        side, n_txt, ctx_dim, pooled_dim = 64, 512, 4096, 768
+    torch.manual_seed(0)
+    with default_dtype_device(dtype, device):
+        model = FluxTransformer2DModel(patch_size=1, **cfg).eval().requires_grad_(False)
+    g = torch.Generator(device=device).manual_seed(1)
+    ctx = torch.randn(1, n_txt, ctx_dim, device=device, dtype=dtype, generator=g)
+    pooled = torch.randn(1, pooled_dim, device=device, dtype=dtype, generator=g)
+    img_ids = torch.zeros(side * side, 3, device=device)
+    img_ids[:, 1] = torch.arange(side, device=device).repeat_interleave(side)
+    img_ids[:, 2] = torch.arange(side, device=device).repeat(side)
+    txt_ids = torch.zeros(n_txt, 3, device=device)
+    latents = torch.randn(1, side * side, cfg["in_channels"], device=device, generator=g)
+    guidance = torch.full((1,), 3.5, device=device)
+
+    def forward(x, sigma):
+        return model(hidden_states=x.to(dtype), encoder_hidden_states=ctx,
+                     pooled_projections=pooled, timestep=sigma.reshape(1),
+                     img_ids=img_ids, txt_ids=txt_ids, guidance=guidance,
+                     return_dict=False)[0].float()
+
+    meta = dict(tokens=side * side + n_txt, image_tokens=side * side, text_tokens=n_txt,
+                text="first", heads=cfg["num_attention_heads"],
+                head_dim=cfg["attention_head_dim"], double_blocks=cfg["num_layers"],
+                single_blocks=cfg["num_single_layers"], full_blocks=list(FLUX_FULL))
+    return model, latents, forward, lambda engine: apply_flux(model, engine), meta, None
+
+
+def build_hunyuan(args, device, dtype):
+    from diffusers import HunyuanVideoTransformer3DModel
+    from diffusers.models.transformers.transformer_hunyuan_video import (
+        HunyuanVideoAttnProcessor2_0,
+    )
+
+    from flashomni.diffusers import apply_hunyuan_video
+
+    if args.smoke_cpu:
+        cfg = dict(num_layers=1, num_single_layers=1, num_attention_heads=2,
+                   attention_head_dim=64, text_embed_dim=64, pooled_projection_dim=32,
+                   rope_axes_dim=(16, 24, 24), num_refiner_layers=1)
+        frames, size, n_txt, ctx_dim, pooled_dim = 2, 16, 64, 64, 32
+    else:
+        cfg = dict(num_layers=args.hy_double, num_single_layers=args.hy_single,
+                   num_attention_heads=24, attention_head_dim=128, text_embed_dim=4096,
+                   pooled_projection_dim=768, rope_axes_dim=(16, 56, 56), num_refiner_layers=2)
+        frames, size, n_txt, ctx_dim, pooled_dim = args.hy_frames, args.hy_size, 256, 4096, 768
+    torch.manual_seed(0)
+    with default_dtype_device(dtype, device):
+        model = HunyuanVideoTransformer3DModel(in_channels=16, out_channels=16, patch_size=2,
+                                               patch_size_t=1, guidance_embeds=True,
+                                               **cfg).eval().requires_grad_(False)
+    g = torch.Generator(device=device).manual_seed(1)
+    ctx = torch.randn(1, n_txt, ctx_dim, device=device, dtype=dtype, generator=g)
+    pooled = torch.randn(1, pooled_dim, device=device, dtype=dtype, generator=g)
+    mask = torch.ones(1, n_txt, device=device, dtype=torch.int64)  # every text token valid
+    latents = torch.randn(1, 16, frames, size, size, device=device, generator=g)
+    guidance = torch.full((1,), 6000.0, device=device, dtype=dtype)
+
+    def forward(x, sigma):
+        return model(hidden_states=x.to(dtype), timestep=(sigma * 1000).reshape(1),
+                     encoder_hidden_states=ctx, encoder_attention_mask=mask,
+                     pooled_projections=pooled, guidance=guidance, return_dict=False)[0].float()
+
+    class DenseNoMask(HunyuanVideoAttnProcessor2_0):
+        """The stock processor without the all-true [B, 1, 1, N] mask the model always builds,
+        so SDPA may pick cuDNN (a mask rules it out) — fair to the dense arm."""
+
+        def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None,
+                     image_rotary_emb=None):
+            return super().__call__(attn, hidden_states, encoder_hidden_states, None,
+                                    image_rotary_emb)
+
+    def dense_setup():
+        for block in list(model.transformer_blocks) + list(model.single_transformer_blocks):
+            block.attn.set_processor(DenseNoMask())
+
+    n_vid = frames * (size // 2) ** 2
+    meta = dict(tokens=n_vid + n_txt, video_tokens=n_vid, text_tokens=n_txt, text="last",
+                latent_frames=frames, latent_size=size, heads=cfg["num_attention_heads"],
+                head_dim=cfg["attention_head_dim"], double_blocks=cfg["num_layers"],
+                single_blocks=cfg["num_single_layers"], full_blocks=list(HUNYUAN_FULL),
+                dense_note="dense arm drops the model's all-true text mask so SDPA may use cuDNN")
+    return model, latents, forward, lambda engine: apply_hunyuan_video(model, engine), meta, \
+        dense_setup
+
+
+# ---- sampling, timing, profiling ------------------------------------------------------------
+def generate(forward, latents, sigmas, engine=None, timed=True, sync_log=None):
+    """Flow-matching Euler: x <- x + (sigma_{s+1} - sigma_s) v(x, sigma_s). Returns the final
+    latents and per-step ms (CUDA events, one sync at the end). sync_log (a list): dispatch steps
+    run under torch's sync debug mode "warn" and the warnings (host syncs torch sees) go there."""
+    x = latents.clone()
+    use_events = timed and x.is_cuda
+    marks = []
+    for s in range(len(sigmas) - 1):
+        if engine is not None:
+            engine.set_step(s)
+        if use_events:
+            start = torch.cuda.Event(enable_timing=True)
+            start.record()
+        else:
+            t0 = time.perf_counter()
+        check = (sync_log is not None and x.is_cuda and
+                 engine.schedule.step_kind(s) == fe.StepKind.DISPATCH)
+        if check:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                torch.cuda.set_sync_debug_mode("warn")
+                try:
+                    v = forward(x, sigmas[s])
+                finally:
+                    torch.cuda.set_sync_debug_mode("default")
+            sync_log.extend(f"step {s}: {w.message}"[:300] for w in caught
+                            if "synchroniz" in str(w.message))
+        else:
+            v = forward(x, sigmas[s])
+        x = x + (sigmas[s + 1] - sigmas[s]) * v
+        if use_events:
+            end = torch.cuda.Event(enable_timing=True)
+            end.record()
+            marks.append((start, end))
+        else:
+            marks.append((time.perf_counter() - t0) * 1e3)
+    if use_events:
+        torch.cuda.synchronize()
+        marks = [a.elapsed_time(b) for a, b in marks]
+    return x, marks
+
+
+CATEGORIES = ("attention", "gemm", "policy", "rest")
+
+
+def classify(name):
+    n = name.lower()
+    if "flashomni" in n:
+        if "attention" in n:
+            return "attention"
+        if "gemm" in n:
+            return "gemm"
+        return "policy"  # pool / logits / rows / queries kernels of the GPU policy
+    if any(p in n for p in ("sdpa", "fmha", "flash", "cudnn", "attention")):
+        return "attention"
+    if any(p in n for p in ("gemm", "nvjet", "cutlass", "xmma", "gemv", "cublas")):
+        return "gemm"
+    return "rest"
+
+
+def profiled_split(forward, latents, sigmas, engine=None):
+    """GPU kernel time per category over a whole (second) generation, plus the top kernels."""
+    from torch.profiler import ProfilerActivity, profile
+
+    if not latents.is_cuda:
+        return None
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        generate(forward, latents, sigmas, engine, timed=False)
+        torch.cuda.synchronize()
+    split = {c: 0.0 for c in CATEGORIES}
+    kernels = []
+    for evt in prof.key_averages():
+        us = getattr(evt, "device_time_total", None)
+        if us is None:
+            us = evt.cuda_time_total
+        if us <= 0:
+            continue
+        cat = classify(evt.key)
+        split[cat] += us / 1e3
+        kernels.append((us / 1e3, cat, evt.count, evt.key[:160]))
+    kernels.sort(reverse=True)
+    return dict(ms=split, total_kernel_ms=sum(split.values()),
+                top_kernels=[dict(ms=round(t, 3), category=c, count=n, name=k)
+                             for t, c, n, k in kernels[:25]])
+
+
+def summarize(times):
+    return dict(total_ms=sum(times), mean_step_ms=sum(times) / len(times),
+                per_step_ms=[round(t, 3) for t in times])
+
+
+def deviation(x, ref):
+    x, ref = x.double(), ref.double()
+    err = (x - ref).pow(2).mean().sqrt().item()
+    rel = ((x - ref).norm() / ref.norm()).item()
+    peak = (ref.max() - ref.min()).item()
+    return dict(rel_l2=rel, psnr_db=(20 * math.log10(peak / err) if err > 0 else float("inf")),
+                max_abs=(x - ref).abs().max().item(), psnr_peak="max - min of the dense latents")
+
+
+def engine_stats(engine):
+    kinds, per_step = {}, []
+    for s in range(engine.config.schedule.num_steps):
+        reports = engine.step_reports(s).values()
+        names = [r.kind.name.lower() for r in reports]
+        for k in names:
+            kinds[k] = kinds.get(k, 0) + 1
+        n = max(len(names), 1)
+        per_step.append(dict(
+            step=s, update=names.count("update"), dispatch=names.count("dispatch"),
+            reuse=names.count("reuse"),
+            query_density=round(sum(r.query_density for r in reports) / n, 4),
+            pair_density=round(sum(r.pair_density for r in reports) / n, 4)))
+    return dict(layer_steps_by_kind=kinds, per_step=per_step)
+
+
+def run_model(name, builder, args, device, dtype):
+    log(f"{name}: building the model (random weights)")
+    model, latents, forward, apply, meta, dense_setup = builder(args, device, dtype)
+    # On the device: indexing and the Euler update then need no host-device copy (no sync).
+    sigmas = torch.linspace(1.0, 0.0, args.steps + 1, device=device)
+    cfg = fe.EngineConfig(
+        schedule=fe.ScheduleConfig(num_steps=args.steps, warmup=args.warmup,
+                                   interval=args.interval),
+        policy=fe.PolicyConfig(tau_q=args.tau_q, tau_kv=args.tau_kv),
+        taylor_order=args.order, reuse_below=args.reuse_below,
+        cache_dtype=torch.float32 if args.cache_dtype == "float32" else dtype)
+    engine = fe.FlashOmniEngine(cfg)
+    result = dict(model=meta, steps=args.steps, schedule=dict(
+        num_steps=args.steps, warmup=args.warmup, interval=args.interval,
+        updates=engine.schedule.update_steps()), engine=dict(
+        taylor_order=args.order, reuse_below=args.reuse_below, tau_q=args.tau_q,
+        tau_kv=args.tau_kv, cache_dtype=args.cache_dtype, update_backend=cfg.update_backend))
+    sdpa = contextlib.nullcontext()
+    if device == "cuda":
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        # cuDNN first (the fastest dense kernel here, baselines.md); the others only where it
+        # cannot run (e.g. the HunyuanVideo text refiner's masked attention).
+        sdpa = sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION,
+                            SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH], set_priority=True)
+    with torch.no_grad(), sdpa:
+        # Dense arm.
+        if dense_setup:
+            dense_setup()
+        log(f"{name}: dense warm-up")
+        generate(forward, latents, sigmas[:3], timed=False)
+        log(f"{name}: dense, {args.steps} steps")
+        dense_x, dense_t = generate(forward, latents, sigmas)
+        result["dense"] = summarize(dense_t)
+        log(f"{name}: dense {result['dense']['total_ms']:.0f} ms")
+        if not args.no_split:
+            result["dense"]["split"] = profiled_split(forward, latents, sigmas)
+        # FlashOmni arm.
+        undo = apply(engine)
+        first_dispatch = next((s for s in range(args.steps)
+                               if engine.schedule.step_kind(s) == fe.StepKind.DISPATCH), 0)
+        log(f"{name}: flashomni warm-up (steps 0..{first_dispatch})")
+        syncs = []
+        generate(forward, latents, sigmas[:first_dispatch + 2], engine, timed=False,
+                 sync_log=syncs)
+        engine.reset()
+        log(f"{name}: flashomni, {args.steps} steps")
+        fo_x, fo_t = generate(forward, latents, sigmas, engine)
+        result["flashomni"] = summarize(fo_t)
+        result["flashomni"].update(engine_stats(engine))
+        result["flashomni"]["dispatch_step_syncs_seen_by_torch"] = (
+            syncs[:20] if device == "cuda" else "not checked (CPU)")
+        log(f"{name}: flashomni {result['flashomni']['total_ms']:.0f} ms")
+        if not args.no_split:
+            engine.reset()
+            result["flashomni"]["split"] = profiled_split(forward, latents, sigmas, engine)
+        undo()
+    result["speedup"] = result["dense"]["total_ms"] / result["flashomni"]["total_ms"]
+    result["deviation"] = deviation(fo_x, dense_x)
+    if device == "cuda":
+        result["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    used = meta["double_blocks"] + meta["single_blocks"]
+    full = sum(meta["full_blocks"])
+    if used != full:
+        result["scaled_to_full_depth"] = dict(
+            label=f"ESTIMATE: measured totals x {full}/{used} blocks (linear in depth; the "
+                  f"embedders, text refiner and final layer are counted {full / used:.2f}x)",
+            dense_total_ms=result["dense"]["total_ms"] * full / used,
+            flashomni_total_ms=result["flashomni"]["total_ms"] * full / used)
+    del model
+    return result
+
+
+def print_summary(name, r):
+    d, f = r["dense"], r["flashomni"]
+    print(f"\n== {name}: {r['model']['tokens']} tokens, {r['model']['double_blocks']} double + "
+          f"{r['model']['single_blocks']} single blocks, {r['steps']} steps")
+    print(f"  dense     total {d['total_ms']:9.1f} ms  ({d['mean_step_ms']:.2f} ms/step)")
+    print(f"  flashomni total {f['total_ms']:9.1f} ms  ({f['mean_step_ms']:.2f} ms/step)  "
+          f"speedup {r['speedup']:.3f}x")
+    for arm in ("dense", "flashomni"):
+        split = r[arm].get("split")
+        if split:
+            parts = "  ".join(f"{c} {split['ms'][c]:.1f}" for c in CATEGORIES)
+            print(f"  {arm:9s} GPU kernel ms: {parts}")
+    print(f"  kinds (layer-steps): {f['layer_steps_by_kind']}")
+    dev = r["deviation"]
+    print(f"  final latents vs dense: rel L2 {dev['rel_l2']:.4g}, PSNR {dev['psnr_db']:.2f} dB")
+    if "scaled_to_full_depth" in r:
+        s = r["scaled_to_full_depth"]
+        print(f"  {s['label']}: dense {s['dense_total_ms']:.0f} ms, flashomni "
+              f"{s['flashomni_total_ms']:.0f} ms")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default="flux,hunyuan")
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--warmup", type=int, default=8)
+    ap.add_argument("--interval", type=int, default=5)
+    ap.add_argument("--order", type=int, default=2)
+    ap.add_argument("--reuse-below", type=float, default=0.3)
+    ap.add_argument("--tau-q", type=float, default=0.5)
+    ap.add_argument("--tau-kv", type=float, default=0.15)
+    ap.add_argument("--cache-dtype", choices=("float32", "bfloat16"), default="float32")
+    ap.add_argument("--flux-double", type=int, default=FLUX_FULL[0])
+    ap.add_argument("--flux-single", type=int, default=FLUX_FULL[1])
+    ap.add_argument("--hy-double", type=int, default=4)
+    ap.add_argument("--hy-single", type=int, default=8)
+    ap.add_argument("--hy-frames", type=int, default=32, help="latent frames")
+    ap.add_argument("--hy-size", type=int, default=64, help="latent height = width")
+    ap.add_argument("--no-split", action="store_true", help="skip the profiled generations")
+    ap.add_argument("--smoke-cpu", action="store_true",
+                    help="tiny shapes on the CPU oracle: exercises the script, measures nothing")
+    ap.add_argument("--out", default=os.environ.get("OUT", "."))
+    ap.add_argument("--tag", default="h100")
+    args = ap.parse_args()
+
+    device, dtype = ("cpu", torch.float32) if args.smoke_cpu else ("cuda", torch.bfloat16)
+    if args.smoke_cpu:
+        args.no_split = True
+    else:
+        require_gpu_kernels()
+    builders = {"flux": build_flux, "hunyuan": build_hunyuan}
+    models = [m for m in args.models.split(",") if m]
+    unknown = [m for m in models if m not in builders]
+    if unknown:
+        ap.error(f"unknown model(s) {unknown}; choose from {sorted(builders)}")
+    out = dict(
+        kind="SMOKE (CPU oracle, tiny shapes): not a measurement" if args.smoke_cpu else
+        "measurement", date=datetime.datetime.now().isoformat(timespec="seconds"),
+        commit=git_commit(), torch=torch.__version__, flashomni=flashomni.__version__,
+        device=(torch.cuda.get_device_name() if device == "cuda" else "cpu"),
+        args=vars(args), models={})
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, f"e2e_{args.tag}{'_smoke' if args.smoke_cpu else ''}.json")
+    for name in models:
+        out["models"][name] = run_model(name, builders[name], args, device, dtype)
+        print_summary(name, out["models"][name])
+        with open(path, "w") as f:  # after each model: a later failure keeps what was measured
+            json.dump(out, f, indent=1)
+        if device == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+    log(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
