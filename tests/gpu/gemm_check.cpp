@@ -401,6 +401,7 @@ void run_rejections() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress survives a timeout kill
   // --quick: a few small cases (for compute-sanitizer, which runs kernels ~100x slower).
   const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
   int count = 0;

@@ -11,10 +11,13 @@
 
 namespace flashomni::cuda::gemm {
 
-// Register budget after reallocation: 40 for the producer, 232 for the consumers
-// (128 x 40 + 256 x 232 = 64,512 <= 65,536); the 128 fp32 accumulators fit with room to spare.
+// Register budget after reallocation: 40 for the producer, 232 for the consumers. The CTA holds
+// 168 x 384 = 64,512 registers from launch; setmaxnreg.inc blocks until the pool has them, so the
+// budgets must fit: 128 x 40 + 256 x 232 = 64,512 (48 / 232 hangs). The 128 fp32 accumulators
+// fit with room to spare.
 inline constexpr int kProducerRegs = 40;
 inline constexpr int kConsumerRegs = 232;
+static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= 168 * kThreads, "setmaxnreg pool");
 
 template <typename T>
 __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const CUtensorMap* out_map,
