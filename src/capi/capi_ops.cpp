@@ -3,12 +3,12 @@
 // device (CPU backend or CUDA launchers) and turns every exception into a status + message.
 #include "capi/capi_common.h"
 #include "flashomni/attention.h"
+#include "flashomni/cuda_ops.h"  // declarations only; calls are instantiated with CUDA alone
 #include "flashomni/flashomni.h"
 #include "flashomni/gemm.h"
 
 #ifdef FLASHOMNI_WITH_CUDA
 #include "cuda/runtime.h"
-#include "flashomni/cuda_ops.h"
 #endif
 
 namespace flashomni::capi {
@@ -72,11 +72,42 @@ GemmOParams to_params(const fo_gemm_o_args& a, SymbolsHolder& holder) {
   return p;
 }
 
-#ifndef FLASHOMNI_WITH_CUDA
-[[noreturn]] void fail_no_cuda(const char* op) {
-  fail_unsupported(op, ": CUDA tensors given but libflashomni was built without CUDA");
+Device device_of(const AttentionParams& p) {
+  return p.q.device;
 }
+Device device_of(const GemmQParams& p) {
+  return p.x.device;
+}
+Device device_of(const GemmOParams& p) {
+  return p.a.device;
+}
+
+constexpr std::size_t v1_size(const fo_attention_args*) {
+  return kAttentionArgsV1;
+}
+constexpr std::size_t v1_size(const fo_gemm_q_args*) {
+  return kGemmQArgsV1;
+}
+constexpr std::size_t v1_size(const fo_gemm_o_args*) {
+  return kGemmOArgsV1;
+}
+
+// The body of every operation's entry point: convert the C struct, then run `cpu_op` for CPU
+// tensors or `cuda_op` for CUDA ones. The ops are generic lambdas, so a build without CUDA never
+// instantiates (or links) the CUDA call.
+template <typename CArgs, typename CpuOp, typename CudaOp>
+void run_on_device(const CArgs* args, [[maybe_unused]] const char* op, CpuOp&& cpu_op,
+                   [[maybe_unused]] CudaOp&& cuda_op) {
+  const CArgs a = read_args(args, v1_size(args), "args");
+  SymbolsHolder holder;
+  const auto p = to_params(a, holder);
+  if (device_of(p) == Device::kCPU) return cpu_op(p);
+#ifdef FLASHOMNI_WITH_CUDA
+  cuda_op(p);
+#else
+  fail_unsupported(op, ": CUDA tensors given but libflashomni was built without CUDA");
 #endif
+}
 
 void check_bytes_out(const size_t* bytes) {
   FLASHOMNI_CHECK_ARG(bytes != nullptr, "bytes", "must not be NULL");
@@ -118,31 +149,18 @@ int flashomni_sparse_attention_workspace_size(const fo_attention_args* args, siz
   return guarded([&] {
     check_bytes_out(bytes);
     *bytes = 0;
-    const auto a = read_args(args, kAttentionArgsV1, "args");
-    SymbolsHolder holder;
-    const AttentionParams p = to_params(a, holder);
-    if (p.q.device == Device::kCPU) return;
-#ifdef FLASHOMNI_WITH_CUDA
-    *bytes = cuda::sparse_attention_workspace_size(p);
-#else
-    fail_no_cuda("sparse_attention_workspace_size");
-#endif
+    run_on_device(
+        args, "sparse_attention_workspace_size", [](const auto&) {},
+        [&](const auto& p) { *bytes = cuda::sparse_attention_workspace_size(p); });
   });
 }
 
 int flashomni_sparse_attention(const fo_attention_args* args, void* workspace,
                                size_t workspace_bytes, void* stream) {
   return guarded([&] {
-    const auto a = read_args(args, kAttentionArgsV1, "args");
-    SymbolsHolder holder;
-    const AttentionParams p = to_params(a, holder);
-    if (p.q.device == Device::kCPU) return cpu::sparse_attention(p);
-#ifdef FLASHOMNI_WITH_CUDA
-    cuda::sparse_attention(p, workspace, workspace_bytes, stream);
-#else
-    (void)workspace, (void)workspace_bytes, (void)stream;
-    fail_no_cuda("sparse_attention");
-#endif
+    run_on_device(
+        args, "sparse_attention", [](const auto& p) { cpu::sparse_attention(p); },
+        [&](const auto& p) { cuda::sparse_attention(p, workspace, workspace_bytes, stream); });
   });
 }
 
@@ -150,31 +168,18 @@ int flashomni_gemm_q_workspace_size(const fo_gemm_q_args* args, size_t* bytes) {
   return guarded([&] {
     check_bytes_out(bytes);
     *bytes = 0;
-    const auto a = read_args(args, kGemmQArgsV1, "args");
-    SymbolsHolder holder;
-    const GemmQParams p = to_params(a, holder);
-    if (p.x.device == Device::kCPU) return;
-#ifdef FLASHOMNI_WITH_CUDA
-    *bytes = cuda::gemm_q_workspace_size(p);
-#else
-    fail_no_cuda("gemm_q_workspace_size");
-#endif
+    run_on_device(
+        args, "gemm_q_workspace_size", [](const auto&) {},
+        [&](const auto& p) { *bytes = cuda::gemm_q_workspace_size(p); });
   });
 }
 
 int flashomni_gemm_q(const fo_gemm_q_args* args, void* workspace, size_t workspace_bytes,
                      void* stream) {
   return guarded([&] {
-    const auto a = read_args(args, kGemmQArgsV1, "args");
-    SymbolsHolder holder;
-    const GemmQParams p = to_params(a, holder);
-    if (p.x.device == Device::kCPU) return cpu::gemm_q(p);
-#ifdef FLASHOMNI_WITH_CUDA
-    cuda::gemm_q(p, workspace, workspace_bytes, stream);
-#else
-    (void)workspace, (void)workspace_bytes, (void)stream;
-    fail_no_cuda("gemm_q");
-#endif
+    run_on_device(
+        args, "gemm_q", [](const auto& p) { cpu::gemm_q(p); },
+        [&](const auto& p) { cuda::gemm_q(p, workspace, workspace_bytes, stream); });
   });
 }
 
@@ -182,47 +187,27 @@ int flashomni_gemm_o_workspace_size(const fo_gemm_o_args* args, size_t* bytes) {
   return guarded([&] {
     check_bytes_out(bytes);
     *bytes = 0;
-    const auto a = read_args(args, kGemmOArgsV1, "args");
-    SymbolsHolder holder;
-    const GemmOParams p = to_params(a, holder);
-    if (p.a.device == Device::kCPU) return;
-#ifdef FLASHOMNI_WITH_CUDA
-    *bytes = cuda::gemm_o_workspace_size(p);
-#else
-    fail_no_cuda("gemm_o_workspace_size");
-#endif
+    run_on_device(
+        args, "gemm_o_workspace_size", [](const auto&) {},
+        [&](const auto& p) { *bytes = cuda::gemm_o_workspace_size(p); });
   });
 }
 
 int flashomni_gemm_o_update(const fo_gemm_o_args* args, void* workspace, size_t workspace_bytes,
                             void* stream) {
   return guarded([&] {
-    const auto a = read_args(args, kGemmOArgsV1, "args");
-    SymbolsHolder holder;
-    const GemmOParams p = to_params(a, holder);
-    if (p.a.device == Device::kCPU) return cpu::gemm_o_update(p);
-#ifdef FLASHOMNI_WITH_CUDA
-    cuda::gemm_o_update(p, workspace, workspace_bytes, stream);
-#else
-    (void)workspace, (void)workspace_bytes, (void)stream;
-    fail_no_cuda("gemm_o_update");
-#endif
+    run_on_device(
+        args, "gemm_o_update", [](const auto& p) { cpu::gemm_o_update(p); },
+        [&](const auto& p) { cuda::gemm_o_update(p, workspace, workspace_bytes, stream); });
   });
 }
 
 int flashomni_gemm_o_dispatch(const fo_gemm_o_args* args, void* workspace, size_t workspace_bytes,
                               void* stream) {
   return guarded([&] {
-    const auto a = read_args(args, kGemmOArgsV1, "args");
-    SymbolsHolder holder;
-    const GemmOParams p = to_params(a, holder);
-    if (p.a.device == Device::kCPU) return cpu::gemm_o_dispatch(p);
-#ifdef FLASHOMNI_WITH_CUDA
-    cuda::gemm_o_dispatch(p, workspace, workspace_bytes, stream);
-#else
-    (void)workspace, (void)workspace_bytes, (void)stream;
-    fail_no_cuda("gemm_o_dispatch");
-#endif
+    run_on_device(
+        args, "gemm_o_dispatch", [](const auto& p) { cpu::gemm_o_dispatch(p); },
+        [&](const auto& p) { cuda::gemm_o_dispatch(p, workspace, workspace_bytes, stream); });
   });
 }
 
