@@ -18,26 +18,14 @@
 #include "flashomni/cuda_ops.h"
 #include "flashomni/numeric.h"
 #include "flashomni/symbols.h"
+#include "gpu/check_util.h"
 
 namespace fo = flashomni;
+namespace gpu_check = flashomni::gpu_check;
 
 namespace {
 
-int g_passed = 0, g_failed = 0;
-
-void report(bool ok, const std::string& name, const std::string& detail) {
-  (ok ? g_passed : g_failed)++;
-  std::printf("[%s] %s %s\n", ok ? "PASS" : "FAIL", name.c_str(), detail.c_str());
-}
-
-#define CUDA_OK(expr)                                                                            \
-  do {                                                                                           \
-    cudaError_t e_ = (expr);                                                                     \
-    if (e_ != cudaSuccess) {                                                                     \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(e_)); \
-      std::exit(2);                                                                              \
-    }                                                                                            \
-  } while (0)
+using gpu_check::report;
 
 constexpr uint16_t kPoison16 = 0xBEEF;
 constexpr uint32_t kPoisonLse = 0x7FC0BEEFu;
@@ -551,6 +539,6 @@ int main(int argc, char** argv) {
     check_errors(rng);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("%d passed, %d failed (%.1f s)\n", g_passed, g_failed, secs);
-  return g_failed == 0 ? 0 : 1;
+  std::printf("checks took %.1f s\n", secs);
+  return gpu_check::finish();
 }

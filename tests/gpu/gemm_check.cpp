@@ -21,26 +21,14 @@
 #include "flashomni/gemm.h"
 #include "flashomni/numeric.h"
 #include "flashomni/symbols.h"
+#include "gpu/check_util.h"
 
 namespace fo = flashomni;
+namespace gpu_check = flashomni::gpu_check;
 
 namespace {
 
-int g_passed = 0, g_failed = 0;
-
-void report(bool ok, const std::string& name, const std::string& detail) {
-  (ok ? g_passed : g_failed)++;
-  std::printf("[%s] %s %s\n", ok ? "PASS" : "FAIL", name.c_str(), detail.c_str());
-}
-
-#define CUDA_OK(expr)                                                                            \
-  do {                                                                                           \
-    cudaError_t e_ = (expr);                                                                     \
-    if (e_ != cudaSuccess) {                                                                     \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(e_)); \
-      std::exit(2);                                                                              \
-    }                                                                                            \
-  } while (0)
+using gpu_check::report;
 
 constexpr uint16_t kPoison16 = 0xFFFF;       // NaN in bf16 and fp16: no finite input produces it
 constexpr uint32_t kPoison32 = 0x7FC0BEEFu;  // a NaN payload
@@ -449,6 +437,5 @@ int main(int argc, char** argv) {
   if (quick) ocases = {ocases[3], ocases[6]};
   for (const auto& c : ocases) run_o(c, rng);
   run_rejections();
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed == 0 ? 0 : 1;
+  return gpu_check::finish();
 }

@@ -21,27 +21,14 @@
 #include "flashomni/policy.h"
 #include "flashomni/policy_cuda.h"
 #include "flashomni/symbols_stats.h"
+#include "gpu/check_util.h"
 
 namespace fo = flashomni;
+namespace gpu_check = flashomni::gpu_check;
 
 namespace {
 
-int g_passed = 0, g_failed = 0;
-
-void report(bool ok, const std::string& name, const std::string& detail) {
-  (ok ? g_passed : g_failed)++;
-  std::printf("[%s] %s %s\n", ok ? "PASS" : "FAIL", name.c_str(), detail.c_str());
-  std::fflush(stdout);
-}
-
-#define CUDA_OK(expr)                                                                            \
-  do {                                                                                           \
-    cudaError_t e_ = (expr);                                                                     \
-    if (e_ != cudaSuccess) {                                                                     \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(e_)); \
-      std::exit(2);                                                                              \
-    }                                                                                            \
-  } while (0)
+using gpu_check::report;
 
 struct Device {
   void* ptr = nullptr;
@@ -576,6 +563,6 @@ int main(int argc, char** argv) {
   check_forecast(1000, 3, 1, fo::DType::kFloat16, fo::DType::kFloat32, 1);
   check_forecast(1000, 1, 0, fo::DType::kFloat32, fo::DType::kFloat32, 3);
   if (timing) bench();
-  std::printf("\n%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed == 0 ? 0 : 1;
+  std::printf("\n");
+  return gpu_check::finish();
 }
