@@ -7,7 +7,9 @@ on torch tensors, with FlashOmni's sparse GEMM-Q / attention / GEMM-O in the dis
   the policy chooses new symbols from this step's Q and K; gemm_o_update writes the output and the
   cache C = bias + cached heads' contribution in one pass;
 - dispatch step: gemm_q / sparse_attention / gemm_o_dispatch on active (block, head) tiles only;
-  the cached heads' contribution is the Taylor forecast of C;
+  the cached heads' contribution is the Taylor forecast of C (flashomni.forecast, one fused
+  pass); a layer whose query density is above `dense_q_above` runs the Q projection with cuBLAS
+  over all rows instead (cheaper there; the attention ignores cached rows);
 - reuse step (a dispatch step of a layer whose query density fell below `reuse_below` at the last
   update): no Q/K/V projection and no attention; the output is the forecast alone.
 
@@ -136,8 +138,8 @@ def flashomni_policy(q, k, *, step, num_steps, text, block_q, block_kv, config):
     """The default policy: flashomni.policy.run_policy (the GPU policy kernels and the CPU
     oracle behind one Python entry point). The one seam to adjust if that signature moves."""
     try:
-        policy_module = importlib.import_module(".policy", __package__)
-    except ImportError as e:
+        policy_module = _policy_module()
+    except NotImplementedError as e:
         raise NotImplementedError(
             "flashomni.policy.run_policy is not available in this build; pass "
             "FlashOmniEngine(policy_fn=...)") from e
@@ -161,6 +163,13 @@ class EngineConfig:
     # "flashomni" (gemm_q / sparse_attention without symbols). gemm_o_update runs either way.
     update_backend: str = "torch"
     cache_dtype: torch.dtype = torch.float32  # dtype of C (fp32: exact up to summation order)
+    # Query density (of the symbols chosen at the last update) above which the following dispatch
+    # steps run the Q projection densely with torch (cuBLAS) instead of gemm_q. Measured on H100
+    # (bench/results/e2e_README.md, FLUX shapes): gemm_q runs at 0.76-0.93x cuBLAS speed in dense
+    # mode, so sparse Q work at density d costs about d / 0.85 of cuBLAS dense and only wins
+    # below ~0.75. Safe for the output: the attention never reads the Q rows of cached (block,
+    # head) tiles, so computing them changes nothing. 1.0 turns it off (always gemm_q).
+    dense_q_above: float = 0.75
 
 
 @dataclasses.dataclass
@@ -172,6 +181,7 @@ class StepReport:
     kv_density: float = 1.0
     pair_density: float = 1.0  # attention FLOP fraction vs dense
     forecast_points: int = 0  # points behind the forecast (0 at an update)
+    dense_q: bool = False  # a dispatch step whose Q projection ran densely (dense_q_above)
     policy_ran: bool = False
 
 
@@ -199,6 +209,7 @@ class LayerEngine:
         self.symbols: Optional[Symbols] = None  # chosen at the last update that ran the policy
         self.density: Optional[dict] = None  # their Symbols.density() summary
         self.reuse = False
+        self.dense_q = False  # dispatch steps run Q densely (decided at the last update)
         self.kind: Optional[StepKind] = None
         self.step = -1
         self._update_steps: List[int] = []  # the last taylor_order + 1 update steps
@@ -206,7 +217,6 @@ class LayerEngine:
         self._policy_ran = False
         self._gemm_symbols: Optional[Symbols] = None  # what gemm_o uses at this step
         self._all_cached: Optional[Symbols] = None  # every query block cached (reuse steps)
-        self._weights: List[float] = []
         self._projections: Dict[str, _Projection] = {}
         self.reports = []
 
@@ -238,13 +248,13 @@ class LayerEngine:
             self._update_steps = (self._update_steps + [step])[-(self.config.taylor_order + 1):]
         else:
             self._gemm_symbols = self.symbols if kind == StepKind.DISPATCH else self._all_cached
-            self._weights = taylor_weights(self._fc_steps, step)
             report.forecast_points = len(self._fc_steps)
             if kind == StepKind.DISPATCH:
                 d = self.density
                 report.query_density = d["query"]["overall"]
                 report.kv_density = d["kv"]["overall"]
                 report.pair_density = d["token_pair"]["overall"]
+                report.dense_q = self.dense_q
             else:
                 report.query_density = report.kv_density = report.pair_density = 0.0
         self.reports.append(report)
@@ -265,9 +275,13 @@ class LayerEngine:
     # ---- the three stages ---------------------------------------------------------------
     def project_q(self, x, linear, *, heads, row_offset=0):
         """Q = x W^T + b: dense at an update, active (block, head) tiles only at a dispatch
-        (rows of cached tiles are 0). Row m of x is token m + row_offset of the attention."""
+        (rows of cached tiles are 0), or every row with cuBLAS at a dispatch whose query density
+        is above dense_q_above (the attention reads active tiles' rows only: same output). Row m
+        of x is token m + row_offset of the attention."""
         self._require(StepKind.UPDATE, StepKind.DISPATCH)
-        if self.kind == StepKind.UPDATE and self.config.update_backend == "torch":
+        dense_torch = (self.dense_q if self.kind == StepKind.DISPATCH else
+                       self.config.update_backend == "torch")
+        if dense_torch:
             return F.linear(x, linear.weight, linear.bias)
         return ops.gemm_q(x, linear.weight, linear.bias, heads=heads, symbols=self._gemm_symbols,
                           row_offset=row_offset)
@@ -303,6 +317,7 @@ class LayerEngine:
         self.symbols = symbols
         self.density = symbols.density()  # reads the words on the host: an update step only
         self.reuse = self.density["query"]["overall"] < cfg.reuse_below
+        self.dense_q = self.density["query"]["overall"] > cfg.dense_q_above
         self._all_cached = _all_cached_like(symbols)
         self._gemm_symbols = self._all_cached if self.reuse else symbols
         self._fc_steps = list(self._update_steps)
@@ -363,7 +378,10 @@ class LayerEngine:
         return y
 
     def _forecast(self, proj):
-        """sum_p w_p C_p with the host weights fixed at begin(): no sync."""
+        """sum_p w_p C_p at this step in one pass: flashomni.forecast (the fused kernel on CUDA,
+        the CPU oracle on host tensors; Lagrange weights from the host step indices, summed in
+        double, one rounding), written into a buffer kept across the dispatch steps. Launch
+        only: no allocation after the first dispatch, no sync. One point: C itself, no copy."""
         if not proj.points:
             raise RuntimeError(f"layer {self.name!r}: no cache recorded for this projection at "
                                f"the last update (was it called there?)")
@@ -371,11 +389,19 @@ class LayerEngine:
             return proj.points[0]
         if proj.forecast is None:
             proj.forecast = torch.empty_like(proj.points[0])
-        out = proj.forecast
-        torch.mul(proj.points[0], self._weights[0], out=out)
-        for w, c in zip(self._weights[1:], proj.points[1:]):
-            out.add_(c, alpha=w)
-        return out
+        return _policy_module().forecast(proj.points, self._fc_steps, self.step,
+                                         order=len(proj.points) - 1, out=proj.forecast)
+
+
+def _policy_module():
+    """flashomni.policy (run_policy, forecast), imported on first use: the engine module itself
+    stays importable when the library lacks those entry points."""
+    try:
+        return importlib.import_module(".policy", __package__)
+    except ImportError as e:
+        raise NotImplementedError(
+            "flashomni.policy is not available in this build (the engine's forecast and default "
+            "policy need it)") from e
 
 
 def _all_cached_like(symbols):
@@ -399,8 +425,10 @@ class FlashOmniEngine:
         c = self.config
         if c.taylor_order not in (0, 1, 2):
             raise ValueError(f"argument 'taylor_order': expected 0, 1 or 2, got {c.taylor_order}")
-        if not 0.0 <= c.reuse_below <= 1.0 or math.isnan(c.reuse_below):
-            raise ValueError(f"argument 'reuse_below': expected in [0, 1], got {c.reuse_below}")
+        for name in ("reuse_below", "dense_q_above"):
+            v = getattr(c, name)
+            if not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0 or math.isnan(v):
+                raise ValueError(f"argument '{name}': expected in [0, 1], got {v!r}")
         if c.update_backend not in ("torch", "flashomni"):
             raise ValueError(f"argument 'update_backend': expected 'torch' or 'flashomni', got "
                              f"{c.update_backend!r}")

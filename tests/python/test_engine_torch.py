@@ -226,6 +226,49 @@ def test_all_active_symbols_equal_dense_at_every_step():
             torch.testing.assert_close(m.flashomni(layer, x), m.stock(x), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("extra", [0, 40])
+def test_dense_q_follows_the_density_and_leaves_outputs_unchanged(extra, monkeypatch):
+    """Q_MASK has query density 5/8: above dense_q_above = 0.5 the dispatch steps project Q with
+    F.linear over all rows, at 0.75 with gemm_q; the active rows of Q and every output agree."""
+    m = TinyLayer(extra=extra)
+    xs = inputs(8)
+    gemm_q_steps = {}
+    real_gemm_q = fe.ops.gemm_q
+    runs = {}
+    for above in (0.5, 0.75):
+        engine = make_engine(MaskPolicy(Q_MASK), dense_q_above=above)
+        layer = engine.layer("l0")
+        steps, qs = gemm_q_steps.setdefault(above, []), {}
+        monkeypatch.setattr(fe.ops, "gemm_q", lambda *a, _s=steps, _e=engine, **k: _s.append(
+            _e.step) or real_gemm_q(*a, **k))
+        real_project_q = layer.project_q
+        monkeypatch.setattr(layer, "project_q", lambda *a, _q=qs, _e=engine, _p=real_project_q,
+                            **k: _q.setdefault(_e.step, _p(*a, **k)))
+        with torch.no_grad():
+            runs[above] = (layer, qs, [(engine.set_step(s), m.flashomni(layer, x))[1]
+                                       for s, x in enumerate(xs)])
+    dispatches = [2, 4, 6]
+    dense, sparse = runs[0.5], runs[0.75]
+    assert [r.step for r in dense[0].reports if r.kind == fe.StepKind.DISPATCH] == dispatches
+    assert [r.step for r in dense[0].reports if r.dense_q] == dispatches
+    assert not any(r.dense_q for r in sparse[0].reports)
+    assert gemm_q_steps[0.5] == [] and gemm_q_steps[0.75] == dispatches
+    active = np.array(Q_MASK, dtype=bool)[0]  # [H, nQ]
+    for s in dispatches:
+        qd = dense[1][s].unflatten(-1, (HEADS, HEAD_DIM))
+        qs = sparse[1][s].unflatten(-1, (HEADS, HEAD_DIM))
+        for h in range(HEADS):
+            for i in range(active.shape[1]):
+                rows = slice(i * BLOCK, (i + 1) * BLOCK)
+                if active[h, i]:
+                    torch.testing.assert_close(qd[:, rows, h], qs[:, rows, h], rtol=1e-5,
+                                               atol=1e-5)
+                else:  # gemm_q leaves cached rows 0; cuBLAS writes them (never read)
+                    assert not qs[:, rows, h].any() and qd[:, rows, h].any()
+    for yd, ys in zip(dense[2], sparse[2]):
+        torch.testing.assert_close(yd, ys, rtol=1e-5, atol=1e-5)
+
+
 def test_steps_must_increase_and_reset_starts_over():
     m = TinyLayer()
     engine = make_engine(MaskPolicy(np.ones((1, HEADS, 4))))
@@ -256,6 +299,7 @@ def test_stage_outside_a_step_and_bad_policy_output_are_errors():
 
 
 @pytest.mark.parametrize("field, value", [("taylor_order", 3), ("reuse_below", 1.5),
+                                          ("dense_q_above", -0.1),
                                           ("update_backend", "cudnn"), ("block_q", 100),
                                           ("cache_dtype", torch.int32)])
 def test_config_errors_name_the_field(field, value):
