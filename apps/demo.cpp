@@ -9,13 +9,16 @@
 // differ. Text tokens are tied to three "subject" positions: image tokens near a subject and
 // its text attend to each other, the background barely sees the text. Over the steps a noise
 // component decays (sigma from 1 to 0) and a slow rotation drifts Q/K/V, like a denoising
-// trajectory. The attention backend is chosen in one place (make_backend); the CPU oracle is the
-// only one the engine can drive today (its forecast is written on the host).
+// trajectory. The attention backend is chosen in one place (make_backend): the CPU oracle, or
+// cuda::sparse_attention on a Hopper GPU (demo_cuda_backend.h; the engine still writes the forecast
+// and runs the policy on the host, so each GPU call copies its tensors in and out).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -23,15 +26,24 @@
 #include "flashomni/attention.h"
 #include "flashomni/engine.h"
 #include "flashomni/numeric.h"
+#ifdef FLASHOMNI_WITH_CUDA
+#include "demo_cuda_backend.h"
+#endif
 
 namespace {
 
 using namespace flashomni;
 
+enum class BackendChoice { kAuto, kCpu, kCuda };
+// kDefault: fp32 on the CPU, bf16 on the GPU (the kernels store bf16/fp16 only).
+enum class Storage { kDefault, kBf16, kFp32 };
+
 struct Options {
   int steps = 50, size = 32, text = 128, heads = 4, head_dim = 64, block = 128;
   uint32_t seed = 1;
-  bool text_last = false, reference = true, bf16 = false;
+  bool text_last = false, reference = true;
+  Storage storage = Storage::kDefault;
+  BackendChoice backend = BackendChoice::kAuto;
   EngineConfig engine;
 };
 
@@ -47,7 +59,9 @@ void usage() {
       "  --seed N          random seed (1)\n"
       "  --text-first      text tokens before the image (FLUX; default)\n"
       "  --text-last       text tokens after the image (HunyuanVideo)\n"
-      "  --bf16            bf16 Q/K/V/out (default fp32)\n"
+      "  --backend B       auto, cpu or cuda (auto: cuda when the library has CUDA, a Hopper\n"
+      "                    GPU is present and the options fit the kernel, else cpu)\n"
+      "  --bf16 / --fp32   Q/K/V/out storage (default fp32 on cpu, bf16 on cuda)\n"
       "  --warmup W --interval N --order K --reuse-below X   schedule/forecast (8, 5, 2, 0.3)\n"
       "  --tau-q X --tau-kv X                                 policy thresholds (0.5, 0.15)\n"
       "  --keep-diagonal --keep-text-kv                       policy options (off)\n"
@@ -84,8 +98,19 @@ Options parse(int argc, char** argv) {
     else if (a == "--text-last")
       o.text_last = true;
     else if (a == "--bf16")
-      o.bf16 = true;
-    else if (a == "--warmup")
+      o.storage = Storage::kBf16;
+    else if (a == "--fp32")
+      o.storage = Storage::kFp32;
+    else if (a == "--backend") {
+      const std::string b = value(i);
+      if (b == "auto" || b == "cpu" || b == "cuda") {
+        o.backend = b == "cpu" ? BackendChoice::kCpu
+                               : (b == "cuda" ? BackendChoice::kCuda : BackendChoice::kAuto);
+      } else {
+        std::fprintf(stderr, "--backend expects auto, cpu or cuda, got %s\n", b.c_str());
+        std::exit(2);
+      }
+    } else if (a == "--warmup")
       o.engine.schedule.warmup = std::atoi(value(i));
     else if (a == "--interval")
       o.engine.schedule.interval = std::atoi(value(i));
@@ -121,9 +146,71 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-// The one place a backend is chosen; a GPU engine (device-side forecast) plugs in here.
-AttentionBackend make_backend() {
-  return cpu_attention_backend();
+// Why the CUDA backend cannot run these options here; "" when it can.
+std::string cuda_unavailable(const Options& o) {
+#ifdef FLASHOMNI_WITH_CUDA
+  const std::string device = demo::cuda_unavailable_reason();
+  if (!device.empty()) return device;
+  if (o.storage == Storage::kFp32) return "--fp32 asked, the CUDA kernels store bf16/fp16 only";
+  if (o.head_dim != 64 && o.head_dim != 128) {
+    return "--head-dim " + std::to_string(o.head_dim) + ", the CUDA kernel has 64 and 128";
+  }
+  if (o.block != 128) {
+    return "--block " + std::to_string(o.block) + ", the CUDA kernel's tile is 128";
+  }
+  return "";
+#else
+  (void)o;
+  return "the library was built without CUDA";
+#endif
+}
+
+struct Backend {
+  AttentionBackend call;
+  DType dtype = DType::kFloat32;
+  std::string description;  // the header's "backend:" line
+  bool gpu = false;
+  // GPU only: the GPU time of the last call, and a dense call's on the same inputs (ms).
+  std::function<double()> last_gpu_ms;
+  std::function<double(const AttentionParams&)> gpu_dense_ms;
+};
+
+// The one place a backend is chosen. A GPU engine with a device-side forecast and policy (no
+// per-step copies) would plug in here too.
+Backend make_backend(const Options& o, int64_t tokens) {
+  Backend b;
+  const std::string why =
+      o.backend == BackendChoice::kCpu ? "--backend cpu asked" : cuda_unavailable(o);
+  if (!why.empty()) {
+    FLASHOMNI_CHECK_ARG(o.backend != BackendChoice::kCuda, "--backend",
+                        "cuda is not available: ", why);
+    b.call = cpu_attention_backend();
+    b.dtype = o.storage == Storage::kBf16 ? DType::kBFloat16 : DType::kFloat32;
+    b.description = "cpu (the oracle: double accumulation; " +
+                    std::string(o.backend == BackendChoice::kAuto ? "auto: " : "") + why + ")";
+    return b;
+  }
+#ifdef FLASHOMNI_WITH_CUDA
+  b.dtype = DType::kBFloat16;
+  const SeqLens lens{.batch = 1,
+                     .seqlen_q = static_cast<int32_t>(tokens),
+                     .seqlen_kv = static_cast<int32_t>(tokens)};
+  const auto gpu = std::make_shared<demo::CudaAttention>(
+      tokens, o.heads, o.head_dim, b.dtype, symbol_shape_for(lens, o.heads, o.block, o.block));
+  b.gpu = true;
+  b.call = [gpu](const AttentionParams& p) { gpu->run(p); };
+  b.last_gpu_ms = [gpu] { return gpu->last_kernel_ms(); };
+  b.gpu_dense_ms = [gpu](const AttentionParams& p) { return gpu->dense_kernel_ms(p); };
+  b.description = "cuda, " + demo::cuda_device_description() +
+                  (o.storage == Storage::kDefault
+                       ? "; bf16 storage (the kernels store bf16/fp16; --backend cpu runs fp32)"
+                       : "") +
+                  "; each call copies q/k/v, the forecast-filled out and the symbols to the "
+                  "GPU and out back; rel_err against the CPU oracle on the same bf16 inputs";
+#else
+  (void)tokens;
+#endif
+  return b;
 }
 
 // Q, K or V of every step: clean + sigma(s) * noise + drift(s), each [N, H, d] in fp32, tokens
@@ -239,11 +326,13 @@ double now_ms() {
 
 int run(const Options& o) {
   const Synthetic data(o);
-  const DType dtype = o.bf16 ? DType::kBFloat16 : DType::kFloat32;
+  const Backend backend = make_backend(o, data.n);
+  const DType dtype = backend.dtype;
+  const bool gpu = backend.gpu;
   Buffer q(dtype, data.n, o.heads, o.head_dim), k = q, v = q, out = q, ref = q;
   const std::vector<TextRange> text = {o.text_last ? text_last(data.n, o.text)
                                                    : text_first(o.text)};
-  LayerEngine engine(o.engine, make_backend());
+  LayerEngine engine(o.engine, backend.call);
   const Schedule& sched = engine.schedule();
   std::printf(
       "flashomni_demo: %d image (%dx%d) + %d text tokens (text %s), H=%d, d=%d, %s, "
@@ -255,9 +344,20 @@ int run(const Options& o) {
       "Taylor order %d; reuse below query density %.2f; tau_q=%.2f tau_kv=%.2f\n",
       o.steps, o.engine.schedule.warmup, o.engine.schedule.interval, sched.num_updates(),
       o.engine.taylor_order, o.engine.reuse_below, o.engine.policy.tau_q, o.engine.policy.tau_kv);
-  std::printf("%4s  %-8s  %7s  %7s  %7s  %9s  %9s  %9s\n", "step", "kind", "q_dens", "kv_dens",
-              "pair", "time_ms", "dense_ms", "rel_err");
+  std::printf("backend: %s\n", backend.description.c_str());
+  if (gpu) {
+    std::printf(
+        "timing: time_ms = engine step, wall clock (host forecast and policy, copies, kernel, "
+        "stream sync); gpu_us / dense_us = cuda::sparse_attention sparse / dense on the GPU "
+        "(cudaEvent, planner + kernel), in microseconds\n");
+    std::printf("%4s  %-8s  %7s  %7s  %7s  %9s  %9s  %9s  %9s\n", "step", "kind", "q_dens",
+                "kv_dens", "pair", "time_ms", "gpu_us", "dense_us", "rel_err");
+  } else {
+    std::printf("%4s  %-8s  %7s  %7s  %7s  %9s  %9s  %9s\n", "step", "kind", "q_dens", "kv_dens",
+                "pair", "time_ms", "dense_ms", "rel_err");
+  }
   double total_ms = 0.0, dense_total_ms = 0.0, work = 0.0, err_sum = 0.0, err_max = 0.0;
+  double gpu_total_ms = 0.0;
   double last_err = 0.0, last_sparse_err = NAN;
   int last_sparse = -1;
   std::vector<float> scratch;
@@ -272,13 +372,15 @@ int run(const Options& o) {
     const double ms = now_ms() - t0;
     total_ms += ms;
     work += r.pair_density;
+    const double gpu_ms = !gpu ? NAN : (r.kind == StepKind::kReuse ? 0.0 : backend.last_gpu_ms());
+    if (gpu) gpu_total_ms += gpu_ms;
     double dense_ms = NAN, err = NAN;
     if (o.reference) {
       AttentionParams d = p;
       d.out = ref.ref();
       const double t1 = now_ms();
-      cpu::sparse_attention(d);
-      dense_ms = now_ms() - t1;
+      cpu::sparse_attention(d);  // the error's reference: the exact oracle on either backend
+      dense_ms = gpu ? backend.gpu_dense_ms(p) : now_ms() - t1;
       dense_total_ms += dense_ms;
       err = relative_l2(out, ref);
       err_sum += err;
@@ -286,20 +388,37 @@ int run(const Options& o) {
       last_err = err;
       if (r.kind != StepKind::kUpdate) last_sparse_err = err, last_sparse = s;
     }
-    std::printf("%4d  %-8s  %7.3f  %7.3f  %7.3f  %9.1f  %9.1f  %9.2e\n", s, step_kind_name(r.kind),
-                r.query_density, r.kv_density, r.pair_density, ms, dense_ms, err);
+    if (gpu) {
+      std::printf("%4d  %-8s  %7.3f  %7.3f  %7.3f  %9.2f  %9.1f  %9.1f  %9.2e\n", s,
+                  step_kind_name(r.kind), r.query_density, r.kv_density, r.pair_density, ms,
+                  1e3 * gpu_ms, 1e3 * dense_ms, err);
+    } else {
+      std::printf("%4d  %-8s  %7.3f  %7.3f  %7.3f  %9.1f  %9.1f  %9.2e\n", s,
+                  step_kind_name(r.kind), r.query_density, r.kv_density, r.pair_density, ms,
+                  dense_ms, err);
+    }
     std::fflush(stdout);
   }
   std::printf("summary: attention FLOPs %.1f%% of dense (mean pair density over %d steps)\n",
               100.0 * work / o.steps, o.steps);
-  if (o.reference) {
-    std::printf(
-        "summary: time %.0f ms vs dense %.0f ms (%.2fx); rel. L2 error mean %.2e, max "
-        "%.2e, last sparse step (%d) %.2e, final step %.2e\n",
-        total_ms, dense_total_ms, dense_total_ms / total_ms, err_sum / o.steps, err_max,
-        last_sparse, last_sparse_err, last_err);
+  if (gpu) {
+    // The GPU's dense baseline is its own dense mode (the same kernel, all blocks), not the CPU.
+    std::printf("summary: engine steps %.0f ms wall clock; GPU attention %.2f ms", total_ms,
+                gpu_total_ms);
+    if (o.reference) {
+      std::printf(" vs GPU dense %.2f ms (%.2fx)", dense_total_ms, dense_total_ms / gpu_total_ms);
+    }
+    std::printf("\n");
+  } else if (o.reference) {
+    std::printf("summary: time %.0f ms vs dense %.0f ms (%.2fx); ", total_ms, dense_total_ms,
+                dense_total_ms / total_ms);
   } else {
     std::printf("summary: time %.0f ms\n", total_ms);
+  }
+  if (o.reference) {
+    std::printf(
+        "%srel. L2 error mean %.2e, max %.2e, last sparse step (%d) %.2e, final step %.2e\n",
+        gpu ? "summary: " : "", err_sum / o.steps, err_max, last_sparse, last_sparse_err, last_err);
   }
   return 0;
 }
