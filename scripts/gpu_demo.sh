@@ -4,7 +4,8 @@
 # last). The policy runs on the host from the same bf16 Q/K, so both runs must agree on every step's
 # kind and densities; every rel_err must be finite, update steps (dense kernel vs the oracle: bf16
 # rounding only, ~2e-3) below 1e-2, and each step's error within 1e-2 + 10% of the CPU backend's.
-# Also checks that --backend auto picks cuda. Logs: $OUT/gpu_demo_*.txt.
+# At least one dispatch step must run (steps > 8, the warm-up). Also checks that --backend auto
+# picks cuda. Logs: $OUT/gpu_demo_*.txt.
 # Usage: bash scripts/gpu_demo.sh [steps] (default 20; about 20 s after the build on 16 cores)
 #   FLASHOMNI_PREBUILT=dir  use dir/libflashomni.so and dir/flashomni_demo instead of building.
 set -uo pipefail
@@ -25,7 +26,8 @@ if [ -z "${FLASHOMNI_PREBUILT:-}" ]; then
   cmake --build "$BUILD_DIR" -j "${FLASHOMNI_JOBS:-16}" --target flashomni flashomni_demo \
     >> "$OUT/gpu_demo_build.log" 2>&1 || { tail -40 "$OUT/gpu_demo_build.log"; exit 1; }
 fi
-export LD_LIBRARY_PATH="$PWD/$BIN:${LD_LIBRARY_PATH:-}"
+case "$BIN" in /*) ;; *) BIN=$PWD/$BIN ;; esac
+export LD_LIBRARY_PATH="$BIN:${LD_LIBRARY_PATH:-}"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1 | head -1
 
 step "auto picks cuda"
@@ -61,6 +63,8 @@ for s in sorted(gpu.keys() & cpu.keys()):
     if abs(g[4] - c[4]) > 1e-2 + 0.1 * c[4]:
         bad.append("step %d: rel_err %.2e (cuda) vs %.2e (cpu)" % (s, g[4], c[4]))
     worst = max(worst, abs(g[4] - c[4]))
+if not any(r[0] == "dispatch" for r in gpu.values()):
+    bad.append("no dispatch step ran (use more steps than the warm-up)")
 for b in bad:
     print("FAIL:", b)
 print("%s: %d steps, max |rel_err(cuda) - rel_err(cpu bf16)| = %.2e" % ("FAIL" if bad else "OK", len(gpu), worst))
