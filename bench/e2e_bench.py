@@ -18,6 +18,12 @@ and exits 2; nothing falls back to another implementation. --smoke-cpu runs tiny
 the CPU oracle to exercise this script only (its JSON says it is not a measurement).
 
     PYTHONPATH=python FLASHOMNI_LIBRARY=build/libflashomni.so python3 bench/e2e_bench.py --out dir
+
+--policy-sweep ["tq,tkv;..."]: HunyuanVideo shape only, one dense generation then one FlashOmni
+generation per (tau_q, tau_kv) (default 0.5,0.15;1.0,0.5;2.0,1.0), speedup and PSNR each, at
+reduced depth (2 double + 4 single blocks unless --hy-double / --hy-single say otherwise) within
+--sweep-budget-s (200 s); JSON e2e_sweep_<tag>.json. FLASHOMNI_COMMIT (env) names the commit
+when the tree has no .git.
 """
 
 import argparse
@@ -46,11 +52,14 @@ def log(msg):
 
 
 def git_commit():
+    """FLASHOMNI_COMMIT when set (a copied tree on the GPU machine has no .git), else git."""
+    if os.environ.get("FLASHOMNI_COMMIT"):
+        return os.environ["FLASHOMNI_COMMIT"]
     try:
         return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True,
                                        stderr=subprocess.DEVNULL).strip()
     except Exception:  # noqa: BLE001 - not a checkout (e.g. a copied tree)
-        return os.environ.get("FLASHOMNI_COMMIT", "unknown")
+        return "unknown"
 
 
 # ---- preconditions --------------------------------------------------------------------------
@@ -328,63 +337,89 @@ def engine_stats(engine):
     return dict(layer_steps_by_kind=kinds, per_step=per_step)
 
 
+def engine_config(args, dtype, tau_q, tau_kv):
+    return fe.EngineConfig(
+        schedule=fe.ScheduleConfig(num_steps=args.steps, warmup=args.warmup,
+                                   interval=args.interval),
+        policy=fe.PolicyConfig(tau_q=tau_q, tau_kv=tau_kv),
+        taylor_order=args.order, reuse_below=args.reuse_below,
+        dense_q_above=args.dense_q_above,
+        cache_dtype=torch.float32 if args.cache_dtype == "float32" else dtype)
+
+
+def sdpa_context(device):
+    if device != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    # cuDNN first (the fastest dense kernel here, baselines.md); the others only where it
+    # cannot run (e.g. the HunyuanVideo text refiner's masked attention).
+    return sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION,
+                        SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH], set_priority=True)
+
+
+def dense_arm(name, forward, latents, sigmas, args, dense_setup):
+    """(final latents, result dict) of the stock processors. Call under no_grad + sdpa."""
+    if dense_setup:
+        dense_setup()
+    log(f"{name}: dense warm-up")
+    generate(forward, latents, sigmas[:3], timed=False)
+    log(f"{name}: dense, {args.steps} steps")
+    dense_x, dense_t = generate(forward, latents, sigmas)
+    result = summarize(dense_t)
+    log(f"{name}: dense {result['total_ms']:.0f} ms")
+    if not args.no_split:
+        result["split"] = profiled_split(forward, latents, sigmas)
+    return dense_x, result
+
+
+def flashomni_arm(name, forward, latents, sigmas, args, apply, engine, device, warm=True,
+                  split=True):
+    """(final latents, result dict) of one FlashOmni generation with `engine` installed (warm:
+    first a short generation through the first dispatch step, with torch's sync check)."""
+    undo = apply(engine)
+    try:
+        result = {}
+        if warm:
+            first_dispatch = next((s for s in range(args.steps)
+                                   if engine.schedule.step_kind(s) == fe.StepKind.DISPATCH), 0)
+            log(f"{name}: flashomni warm-up (steps 0..{first_dispatch})")
+            syncs = []
+            generate(forward, latents, sigmas[:first_dispatch + 2], engine, timed=False,
+                     sync_log=syncs)
+            engine.reset()
+            result["dispatch_step_syncs_seen_by_torch"] = (
+                syncs[:20] if device == "cuda" else "not checked (CPU)")
+        log(f"{name}: flashomni, {args.steps} steps")
+        fo_x, fo_t = generate(forward, latents, sigmas, engine)
+        result.update(summarize(fo_t))
+        result.update(engine_stats(engine))
+        log(f"{name}: flashomni {result['total_ms']:.0f} ms")
+        if split and not args.no_split:
+            engine.reset()
+            result["split"] = profiled_split(forward, latents, sigmas, engine)
+    finally:
+        undo()
+    return fo_x, result
+
+
 def run_model(name, builder, args, device, dtype):
     log(f"{name}: building the model (random weights)")
     model, latents, forward, apply, meta, dense_setup = builder(args, device, dtype)
     # On the device: indexing and the Euler update then need no host-device copy (no sync).
     sigmas = torch.linspace(1.0, 0.0, args.steps + 1, device=device)
-    cfg = fe.EngineConfig(
-        schedule=fe.ScheduleConfig(num_steps=args.steps, warmup=args.warmup,
-                                   interval=args.interval),
-        policy=fe.PolicyConfig(tau_q=args.tau_q, tau_kv=args.tau_kv),
-        taylor_order=args.order, reuse_below=args.reuse_below,
-        cache_dtype=torch.float32 if args.cache_dtype == "float32" else dtype)
+    cfg = engine_config(args, dtype, args.tau_q, args.tau_kv)
     engine = fe.FlashOmniEngine(cfg)
     result = dict(model=meta, steps=args.steps, schedule=dict(
         num_steps=args.steps, warmup=args.warmup, interval=args.interval,
         updates=engine.schedule.update_steps()), engine=dict(
         taylor_order=args.order, reuse_below=args.reuse_below, tau_q=args.tau_q,
-        tau_kv=args.tau_kv, cache_dtype=args.cache_dtype, update_backend=cfg.update_backend))
-    sdpa = contextlib.nullcontext()
-    if device == "cuda":
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
-        # cuDNN first (the fastest dense kernel here, baselines.md); the others only where it
-        # cannot run (e.g. the HunyuanVideo text refiner's masked attention).
-        sdpa = sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION,
-                            SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH], set_priority=True)
-    with torch.no_grad(), sdpa:
-        # Dense arm.
-        if dense_setup:
-            dense_setup()
-        log(f"{name}: dense warm-up")
-        generate(forward, latents, sigmas[:3], timed=False)
-        log(f"{name}: dense, {args.steps} steps")
-        dense_x, dense_t = generate(forward, latents, sigmas)
-        result["dense"] = summarize(dense_t)
-        log(f"{name}: dense {result['dense']['total_ms']:.0f} ms")
-        if not args.no_split:
-            result["dense"]["split"] = profiled_split(forward, latents, sigmas)
-        # FlashOmni arm.
-        undo = apply(engine)
-        first_dispatch = next((s for s in range(args.steps)
-                               if engine.schedule.step_kind(s) == fe.StepKind.DISPATCH), 0)
-        log(f"{name}: flashomni warm-up (steps 0..{first_dispatch})")
-        syncs = []
-        generate(forward, latents, sigmas[:first_dispatch + 2], engine, timed=False,
-                 sync_log=syncs)
-        engine.reset()
-        log(f"{name}: flashomni, {args.steps} steps")
-        fo_x, fo_t = generate(forward, latents, sigmas, engine)
-        result["flashomni"] = summarize(fo_t)
-        result["flashomni"].update(engine_stats(engine))
-        result["flashomni"]["dispatch_step_syncs_seen_by_torch"] = (
-            syncs[:20] if device == "cuda" else "not checked (CPU)")
-        log(f"{name}: flashomni {result['flashomni']['total_ms']:.0f} ms")
-        if not args.no_split:
-            engine.reset()
-            result["flashomni"]["split"] = profiled_split(forward, latents, sigmas, engine)
-        undo()
+        tau_kv=args.tau_kv, cache_dtype=args.cache_dtype, update_backend=cfg.update_backend,
+        dense_q_above=cfg.dense_q_above))
+    with torch.no_grad(), sdpa_context(device):
+        dense_x, result["dense"] = dense_arm(name, forward, latents, sigmas, args, dense_setup)
+        fo_x, result["flashomni"] = flashomni_arm(name, forward, latents, sigmas, args, apply,
+                                                  engine, device)
     result["speedup"] = result["dense"]["total_ms"] / result["flashomni"]["total_ms"]
     result["deviation"] = deviation(fo_x, dense_x)
     if device == "cuda":
@@ -399,6 +434,88 @@ def run_model(name, builder, args, device, dtype):
             flashomni_total_ms=result["flashomni"]["total_ms"] * full / used)
     del model
     return result
+
+
+SWEEP_DEFAULT = "0.5,0.15;1.0,0.5;2.0,1.0"
+
+
+def parse_sweep(text):
+    """ "tq,tkv;tq,tkv" -> [(tq, tkv), ...]."""
+    try:
+        pairs = [tuple(float(v) for v in item.split(",")) for item in text.split(";") if item]
+    except ValueError:
+        pairs = []
+    if not pairs or any(len(p) != 2 for p in pairs):
+        raise SystemExit(f"argument --policy-sweep: expected 'tau_q,tau_kv;tau_q,tau_kv;...', "
+                         f"got {text!r}")
+    return pairs
+
+
+def run_policy_sweep(args, device, dtype):
+    """HunyuanVideo shape: one dense generation, then one FlashOmni generation per (tau_q,
+    tau_kv), each with its speedup and final-latent PSNR vs dense. No profiled split. A setting
+    is skipped (and listed) when the last one's time says it would end past --sweep-budget-s."""
+    t0 = time.perf_counter()
+    settings = parse_sweep(args.policy_sweep)
+    log("sweep: building the HunyuanVideo-shaped model (random weights)")
+    model, latents, forward, apply, meta, dense_setup = build_hunyuan(args, device, dtype)
+    sigmas = torch.linspace(1.0, 0.0, args.steps + 1, device=device)
+    result = dict(model=meta, steps=args.steps, note=(
+        f"policy sweep at reduced depth ({meta['double_blocks']} double + "
+        f"{meta['single_blocks']} single blocks of the real {HUNYUAN_FULL[0]} + "
+        f"{HUNYUAN_FULL[1]}; --hy-double / --hy-single) to fit a ~4 minute run; totals are not "
+        f"scaled; no profiled split"), budget_s=args.sweep_budget_s, engine=dict(
+        taylor_order=args.order, reuse_below=args.reuse_below, cache_dtype=args.cache_dtype,
+        dense_q_above=args.dense_q_above, warmup=args.warmup, interval=args.interval),
+        settings=[], skipped=[])
+    args.no_split = True
+    with torch.no_grad(), sdpa_context(device):
+        dense_x, result["dense"] = dense_arm("sweep", forward, latents, sigmas, args,
+                                             dense_setup)
+        del result["dense"]["per_step_ms"]
+        last_s = 0.0
+        for i, (tq, tkv) in enumerate(settings):
+            elapsed = time.perf_counter() - t0
+            if elapsed + last_s > args.sweep_budget_s:
+                result["skipped"].append(dict(tau_q=tq, tau_kv=tkv, reason=(
+                    f"{elapsed:.0f} s elapsed + {last_s:.0f} s for the last setting > budget "
+                    f"{args.sweep_budget_s} s")))
+                continue
+            t1 = time.perf_counter()
+            engine = fe.FlashOmniEngine(engine_config(args, dtype, tq, tkv))
+            fo_x, r = flashomni_arm(f"sweep tau_q={tq} tau_kv={tkv}", forward, latents, sigmas,
+                                    args, apply, engine, device, warm=i == 0, split=False)
+            disp = [p for p in r.pop("per_step") if p["dispatch"]]
+            dev = deviation(fo_x, dense_x)
+            result["settings"].append(dict(
+                tau_q=tq, tau_kv=tkv, total_ms=r["total_ms"],
+                speedup=result["dense"]["total_ms"] / r["total_ms"], psnr_db=dev["psnr_db"],
+                rel_l2=dev["rel_l2"], layer_steps_by_kind=r["layer_steps_by_kind"],
+                mean_dispatch_query_density=(
+                    round(sum(p["query_density"] for p in disp) / len(disp), 4) if disp else None),
+                mean_dispatch_pair_density=(
+                    round(sum(p["pair_density"] for p in disp) / len(disp), 4) if disp else None),
+                syncs=r.get("dispatch_step_syncs_seen_by_torch")))
+            del engine, fo_x
+            if device == "cuda":
+                torch.cuda.empty_cache()
+            last_s = time.perf_counter() - t1
+    result["wall_s"] = time.perf_counter() - t0
+    del model
+    return result
+
+
+def print_sweep(r):
+    m = r["model"]
+    print(f"\n== policy sweep (HunyuanVideo shape): {m['tokens']} tokens, {m['double_blocks']} "
+          f"double + {m['single_blocks']} single blocks, {r['steps']} steps; dense "
+          f"{r['dense']['total_ms']:.1f} ms")
+    for s in r["settings"]:
+        print(f"  tau_q {s['tau_q']:5.2f} tau_kv {s['tau_kv']:5.2f}: {s['total_ms']:9.1f} ms  "
+              f"speedup {s['speedup']:.3f}x  PSNR {s['psnr_db']:.2f} dB  dispatch query "
+              f"density {s['mean_dispatch_query_density']}  kinds {s['layer_steps_by_kind']}")
+    for s in r["skipped"]:
+        print(f"  skipped tau_q {s['tau_q']} tau_kv {s['tau_kv']}: {s['reason']}")
 
 
 def print_summary(name, r):
@@ -433,10 +550,20 @@ def main():
     ap.add_argument("--tau-q", type=float, default=0.5)
     ap.add_argument("--tau-kv", type=float, default=0.15)
     ap.add_argument("--cache-dtype", choices=("float32", "bfloat16"), default="float32")
+    ap.add_argument("--dense-q-above", type=float, default=fe.EngineConfig.dense_q_above,
+                    help="dispatch steps of layers above this query density project Q with "
+                         "cuBLAS (1.0: always gemm_q)")
+    ap.add_argument("--policy-sweep", nargs="?", const=SWEEP_DEFAULT, default=None,
+                    metavar="TQ,TKV;...",
+                    help=f"HunyuanVideo shape only: the FlashOmni arm per (tau_q, tau_kv) "
+                         f"setting, speedup and PSNR each (default list {SWEEP_DEFAULT}; depth "
+                         f"defaults to 2 double + 4 single blocks)")
+    ap.add_argument("--sweep-budget-s", type=float, default=200.0,
+                    help="skip the remaining sweep settings past this many seconds")
     ap.add_argument("--flux-double", type=int, default=FLUX_FULL[0])
     ap.add_argument("--flux-single", type=int, default=FLUX_FULL[1])
-    ap.add_argument("--hy-double", type=int, default=4)
-    ap.add_argument("--hy-single", type=int, default=8)
+    ap.add_argument("--hy-double", type=int, default=None, help="default 4 (sweep: 2)")
+    ap.add_argument("--hy-single", type=int, default=None, help="default 8 (sweep: 4)")
     ap.add_argument("--hy-frames", type=int, default=32, help="latent frames")
     ap.add_argument("--hy-size", type=int, default=64, help="latent height = width")
     ap.add_argument("--no-split", action="store_true", help="skip the profiled generations")
@@ -446,6 +573,13 @@ def main():
     ap.add_argument("--tag", default="h100")
     args = ap.parse_args()
 
+    sweep = args.policy_sweep is not None
+    if args.hy_double is None:
+        args.hy_double = 2 if sweep else 4
+    if args.hy_single is None:
+        args.hy_single = 4 if sweep else 8
+    if sweep:
+        parse_sweep(args.policy_sweep)  # bad syntax fails before any GPU work
     device, dtype = ("cpu", torch.float32) if args.smoke_cpu else ("cuda", torch.bfloat16)
     if args.smoke_cpu:
         args.no_split = True
@@ -463,7 +597,16 @@ def main():
         device=(torch.cuda.get_device_name() if device == "cuda" else "cpu"),
         args=vars(args), models={})
     os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, f"e2e_{args.tag}{'_smoke' if args.smoke_cpu else ''}.json")
+    smoke = "_smoke" if args.smoke_cpu else ""
+    if sweep:
+        path = os.path.join(args.out, f"e2e_sweep_{args.tag}{smoke}.json")
+        out["policy_sweep"] = run_policy_sweep(args, device, dtype)
+        print_sweep(out["policy_sweep"])
+        with open(path, "w") as f:
+            json.dump(out, f, indent=1)
+        log(f"wrote {path}")
+        return
+    path = os.path.join(args.out, f"e2e_{args.tag}{smoke}.json")
     for name in models:
         out["models"][name] = run_model(name, builders[name], args, device, dtype)
         print_summary(name, out["models"][name])
