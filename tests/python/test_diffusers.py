@@ -35,9 +35,10 @@ class MaskPolicy:
                                      block_q=block_q, block_kv=block_kv)
 
 
-def make_engine(policy, order=2, reuse_below=0.0):
+def make_engine(policy, order=2, reuse_below=0.0, dense_q_above=0.75):
     cfg = fe.EngineConfig(schedule=fe.ScheduleConfig(num_steps=STEPS, warmup=2, interval=2),
-                          taylor_order=order, reuse_below=reuse_below, block_q=BLOCK,
+                          taylor_order=order, reuse_below=reuse_below,
+                          dense_q_above=dense_q_above, block_q=BLOCK,
                           block_kv=BLOCK)
     return fe.FlashOmniEngine(cfg, policy_fn=policy)
 
@@ -168,19 +169,23 @@ SPARSE = {"flux": [[[1, 1, 0, 1, 0], [1, 0, 1, 0, 1]]], "hunyuan": [[[0, 1, 1], 
 
 
 @pytest.mark.parametrize("name", ["flux", "hunyuan"])
-def test_all_symbols_active_equals_stock_processors(name):
+@pytest.mark.parametrize("dense_q_above", [0.75, 1.0])  # Q by cuBLAS / by gemm_q (row offsets)
+def test_all_symbols_active_equals_stock_processors(name, dense_q_above):
     model, forward, _, apply, text = MODELS[name]()
     with torch.no_grad():
         stock = run_steps(model, forward)
         nq = len(SPARSE[name][0][0])
         policy = MaskPolicy(np.ones((1, HEADS, nq)))
-        engine = make_engine(policy)
+        engine = make_engine(policy, dense_q_above=dense_q_above)
         got = flashomni_run(model, forward, apply, engine)
     assert_steps_close(got, stock)
     assert sorted(engine.layers) == ["single_transformer_blocks.0", "transformer_blocks.0"]
     assert policy.calls == [(s, text) for s in (1, 3, 5) for _ in range(2)]
     kinds = [r.kind for r in engine.layers["transformer_blocks.0"].reports]
     assert kinds == [fe.StepKind.UPDATE] * 2 + [fe.StepKind.DISPATCH, fe.StepKind.UPDATE] * 3
+    for layer in engine.layers.values():
+        dense_q = [r.dense_q for r in layer.reports if r.kind == fe.StepKind.DISPATCH]
+        assert dense_q == [dense_q_above < 1.0] * 3
 
 
 @pytest.mark.parametrize("name", ["flux", "hunyuan"])
