@@ -20,8 +20,11 @@ C_p of an older point p is recomputed at the update from that point's attention 
 (kept only when taylor_order > 0: `taylor_order` tensors of [M, heads * head_dim] per
 projection). Forecast rows are identical to the C++ engine's up to summation order.
 
-No host synchronisation inside a dispatch or reuse step: the step kind, forecast weights and
-reuse decision are host values fixed at the last update (where reading the density syncs once).
+No host synchronisation inside a dispatch or reuse step: the step kind, forecast weights, reuse
+and dense-Q decisions are host values fixed at the last update (where reading the density syncs
+once). A dispatch step therefore only launches kernels and can be recorded in a CUDA graph
+(tests/gpu/test_engine_graph.py); such a graph holds that step's forecast weights and the
+current symbols' pointers, so it serves one dispatch step index until the next update.
 
 Example (the processors in flashomni.diffusers call the LayerEngine methods):
     engine = FlashOmniEngine(EngineConfig(schedule=ScheduleConfig(num_steps=50)))
