@@ -39,6 +39,14 @@ inline TextRange text_last(int32_t seqlen, int32_t n_text) {
   return TextRange{seqlen - n_text, seqlen};
 }
 
+// What ranks the query blocks for caching (spec §5, issue 5). Both rank per (b, h), ascending,
+// and cache the longest prefix whose cumulative normalised score is <= tau_q * phi(step); blocks
+// holding a text token are never cached.
+enum class QueryScore : int32_t {
+  kTextImage = 0,     // text<->image pooled attention mass (choose_symbols below; the default)
+  kOutputChange = 1,  // relative change of the block's attention output (output_change_scores)
+};
+
 struct PolicyConfig {
   double tau_q = 0.5;          // query caching: fraction of text<->image mass allowed to be cached
   double tau_kv = 0.15;        // key skipping: fraction of each row's softmax mass allowed to drop
@@ -53,7 +61,8 @@ struct PolicyConfig {
   // block of 40 tokens carries 40/128 of a full block's mass); identical to the plain softmax of
   // P when every block is full.
   bool weight_by_tokens = true;
-  float softmax_scale = 0.0f;  // 0 means 1 / sqrt(head_dim)
+  float softmax_scale = 0.0f;                       // 0 means 1 / sqrt(head_dim)
+  QueryScore query_score = QueryScore::kTextImage;  // query-caching score
 };
 
 // phi(s) = (s / S)^2 with s the 0-based step index, S = num_steps.
@@ -106,9 +115,33 @@ struct PolicyResult {
 //   both are, nothing is cached). Sort c ascending (ties: lower i first) and cache the longest
 //   prefix whose cumulative c is <= tau_q * phi(step). Needs seqlen_q == seqlen_kv (joint
 //   attention) unless cache_queries is false.
+//
+// config.query_score == kOutputChange replaces c[i] above by the block's output change:
+//   c[i] = r[i] / sum_x r[x] over the request's image blocks x (every c[i] = 0 if that sum is 0:
+//   unchanged outputs are all cached), r = output_change [B, H, q_blocks] (output_change_scores).
+// It needs no text (without text every valid block is an image block). output_change == nullptr
+// (no previous update's output: the first update) caches nothing. Same sort and prefix rule.
 PolicyResult choose_symbols(const std::vector<double>& logits, const SymbolShape& shape,
                             const SeqLens& seqlens, const std::vector<TextRange>& text,
                             int32_t step, const PolicyConfig& config);
+PolicyResult choose_symbols(const std::vector<double>& logits, const SymbolShape& shape,
+                            const SeqLens& seqlens, const std::vector<TextRange>& text,
+                            int32_t step, const PolicyConfig& config,
+                            const std::vector<double>* output_change);
+
+// Guards r[i] below against an all-zero previous output (r is then ||O_now|| / 1e-12, huge).
+inline constexpr double kOutputChangeEps = 1e-12;
+
+// Relative output change of each query block, [B, H, q_blocks] fp64 (0 past a request's end):
+//   n_c = sum_t (now[t, c] - prev[t, c])^2,  p_c = sum_t prev[t, c]^2   (t ascending over the
+//         block's valid tokens [i * block_q, min(len, (i + 1) * block_q)), every term in fp64)
+//   r[b, h, i] = sqrt(sum_c n_c) / (sqrt(sum_c p_c) + kOutputChangeEps)        (c ascending)
+// i.e. ||O_now - O_prev||_2 / (||O_prev||_2 + eps) over the block's tokens and head dims. The
+// GPU sums in this order too, so both give the same bits. out_now / out_prev: the attention
+// outputs of this and the previous update step, [B, Nq, H, dv] (uniform) or [total_q, H, dv]
+// (varlen: seqlens.cu_seqlens_q host offsets), same shape, each fp32/fp64/fp16/bf16, CPU.
+std::vector<double> output_change_scores(const TensorRef& out_now, const TensorRef& out_prev,
+                                         const SeqLens& seqlens, int32_t block_q);
 
 struct PolicyParams {
   TensorRef q;      // [B, N, H, d] or [total, H, d]
@@ -119,9 +152,14 @@ struct PolicyParams {
   std::vector<TextRange> text;  // one for all requests, one per request, or empty
   int32_t step = 0;             // 0-based index of the update step the policy runs at
   PolicyConfig config;
+  // config.query_score == kOutputChange: this and the previous update step's attention outputs
+  // (output_change_scores). out_now is required then; out_prev absent means there is no previous
+  // update yet (the first one) and nothing is cached.
+  TensorRef out_now;
+  TensorRef out_prev;
 };
 
-// Steps 1–3 in order.
+// Steps 1–3 in order (with output_change_scores for kOutputChange).
 PolicyResult run_policy(const PolicyParams& p);
 
 }  // namespace flashomni

@@ -171,6 +171,27 @@ void choose_queries(const std::vector<double>& a, const Request& r, double thres
   for (int32_t m = 0; m < cached; ++m) active[image[order[m]]] = 0;
 }
 
+// Query decisions of one (b, h) from the output change r[i] of its blocks (QueryScore::
+// kOutputChange): c = r / sum r over the image blocks (all 0 if the sum is 0), same sort and
+// prefix.
+void choose_queries_by_change(const double* change, const Request& r, double threshold,
+                              std::vector<uint8_t>& active) {
+  active.assign(r.nq, 1);
+  std::vector<int32_t> image;
+  for (int32_t i = 0; i < r.nq; ++i) {
+    if (r.q_text[i] == 0) image.push_back(i);
+  }
+  const auto n = static_cast<int32_t>(image.size());
+  if (n == 0) return;
+  double sum = 0.0;
+  for (int32_t x = 0; x < n; ++x) sum += change[image[x]];
+  std::vector<double> score(n, 0.0);
+  for (int32_t x = 0; x < n; ++x) score[x] = sum > 0.0 ? change[image[x]] / sum : 0.0;
+  const std::vector<int32_t> order = ascending_order(score.data(), n);
+  const int32_t cached = prefix_within(score.data(), order, threshold);
+  for (int32_t m = 0; m < cached; ++m) active[image[order[m]]] = 0;
+}
+
 void check_config(const PolicyConfig& c, int32_t step) {
   FLASHOMNI_CHECK_ARG(c.tau_q >= 0.0 && std::isfinite(c.tau_q), "config.tau_q",
                       "expected a finite value >= 0, got ", c.tau_q);
@@ -187,6 +208,13 @@ void check_config(const PolicyConfig& c, int32_t step) {
 PolicyResult choose_symbols(const std::vector<double>& logits, const SymbolShape& shape,
                             const SeqLens& seqlens, const std::vector<TextRange>& text,
                             int32_t step, const PolicyConfig& config) {
+  return choose_symbols(logits, shape, seqlens, text, step, config, nullptr);
+}
+
+PolicyResult choose_symbols(const std::vector<double>& logits, const SymbolShape& shape,
+                            const SeqLens& seqlens, const std::vector<TextRange>& text,
+                            int32_t step, const PolicyConfig& config,
+                            const std::vector<double>* output_change) {
   check_config(config, step);
   FLASHOMNI_CHECK_ARG(shape.batch == seqlens.batch && shape.batch > 0, "shape.batch", "expected ",
                       seqlens.batch, " (> 0), got ", shape.batch);
@@ -199,6 +227,12 @@ PolicyResult choose_symbols(const std::vector<double>& logits, const SymbolShape
                       " entries [B, H, q_blocks, kv_blocks], got ", logits.size());
   FLASHOMNI_CHECK_ARG(text.size() <= 1 || text.size() == static_cast<size_t>(shape.batch), "text",
                       "expected 0, 1 or ", shape.batch, " ranges, got ", text.size());
+  const bool by_change = config.query_score == QueryScore::kOutputChange;
+  if (output_change != nullptr) {
+    const size_t rows = static_cast<size_t>(shape.batch) * shape.heads * shape.q_blocks;
+    FLASHOMNI_CHECK_ARG(output_change->size() == rows, "output_change", "expected ", rows,
+                        " entries [B, H, q_blocks], got ", output_change->size());
+  }
   const double phi = policy_phi(step, config.num_steps);
   const double kv_threshold = config.tau_kv * phi;
   const double q_threshold = config.tau_q * phi;
@@ -220,7 +254,15 @@ PolicyResult choose_symbols(const std::vector<double>& logits, const SymbolShape
           &logits[(static_cast<size_t>(b) * shape.heads + h) * shape.q_blocks * shape.kv_blocks];
       const std::vector<double> a =
           block_probabilities(p, shape.kv_blocks, r, config.weight_by_tokens);
-      if (config.cache_queries) {
+      if (config.cache_queries && by_change) {
+        if (output_change != nullptr) {
+          choose_queries_by_change(
+              &(*output_change)[(static_cast<size_t>(b) * shape.heads + h) * shape.q_blocks], r,
+              q_threshold, active);
+        } else {
+          active.assign(r.nq, 1);  // no previous update's output yet: nothing cached
+        }
+      } else if (config.cache_queries) {
         choose_queries(a, r, q_threshold, active);
       } else {
         active.assign(r.nq, 1);
@@ -248,6 +290,20 @@ PolicyResult run_policy(const PolicyParams& p) {
   shape.kv_blocks = kbar.blocks;
   shape.block_q = p.block_q;
   shape.block_kv = p.block_kv;
+  if (p.config.cache_queries && p.config.query_score == QueryScore::kOutputChange) {
+    FLASHOMNI_CHECK_ARG(p.out_now.defined(), "out_now",
+                        "expected this update's attention output [B, N, H, dv] with "
+                        "config.query_score = kOutputChange");
+    if (!p.out_prev.defined()) {
+      return choose_symbols(logits, shape, p.seqlens, p.text, p.step, p.config, nullptr);
+    }
+    const std::vector<double> change =
+        output_change_scores(p.out_now, p.out_prev, p.seqlens, p.block_q);
+    const int a = p.seqlens.cu_seqlens_q != nullptr ? 0 : 1;
+    FLASHOMNI_CHECK_ARG(p.out_now.shape[a + 1] == shape.heads, "out_now", "expected ", shape.heads,
+                        " heads like q, got ", p.out_now.shape[a + 1]);
+    return choose_symbols(logits, shape, p.seqlens, p.text, p.step, p.config, &change);
+  }
   return choose_symbols(logits, shape, p.seqlens, p.text, p.step, p.config);
 }
 
