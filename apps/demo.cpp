@@ -65,6 +65,7 @@ void usage() {
       "  --warmup W --interval N --order K --reuse-below X   schedule/forecast (8, 5, 2, 0.3)\n"
       "  --tau-q X --tau-kv X                                 policy thresholds (0.5, 0.15)\n"
       "  --keep-diagonal --keep-text-kv                       policy options (off)\n"
+      "  --query-score S   query caching by text-image attention or output-change (text-image)\n"
       "  --no-reference    skip the dense reference (no error column, faster)\n");
 }
 
@@ -126,7 +127,16 @@ Options parse(int argc, char** argv) {
       o.engine.policy.keep_diagonal = true;
     else if (a == "--keep-text-kv")
       o.engine.policy.keep_text_kv = true;
-    else if (a == "--no-reference")
+    else if (a == "--query-score") {
+      const std::string q = value(i);
+      if (q != "text-image" && q != "output-change") {
+        std::fprintf(stderr, "--query-score expects text-image or output-change, got %s\n",
+                     q.c_str());
+        std::exit(2);
+      }
+      o.engine.policy.query_score =
+          q == "text-image" ? QueryScore::kTextImage : QueryScore::kOutputChange;
+    } else if (a == "--no-reference")
       o.reference = false;
     else if (a == "--help" || a == "-h") {
       usage();

@@ -145,6 +145,9 @@ class LayerEngine {
   bool have_symbols_ = false;
   bool reuse_ = false;
   int32_t last_step_ = -1;
+  // The previous update's output (fp32, contiguous, out's shape) for QueryScore::kOutputChange;
+  // empty before the first update and when the text-image score is used.
+  std::vector<float> prev_out_;
 };
 
 }  // namespace flashomni

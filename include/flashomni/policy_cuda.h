@@ -53,6 +53,12 @@ struct PolicyDeviceParams {
   uint32_t* kv_bits = nullptr;
   // Optional (device) [B * H] entries ordered (b, h): exactly symbol_densities() of the result.
   SymbolDensity* densities = nullptr;
+  // config.query_score == kOutputChange (policy.h, output_change_scores): this and the previous
+  // update's attention outputs, CUDA, q's layout with any dv, each fp32/fp16/bf16/fp64, same
+  // shape. out_now is required then; out_prev absent (the first update) caches nothing. The
+  // workspace then also holds 8 * B * H * nQ * (2 * dv + 1) bytes of column sums and scores.
+  TensorRef out_now;
+  TensorRef out_prev;
 };
 
 namespace cuda {

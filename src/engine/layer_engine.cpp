@@ -3,6 +3,7 @@
 
 #include "flashomni/attention.h"
 #include "flashomni/engine.h"
+#include "flashomni/numeric.h"
 
 namespace flashomni {
 namespace {
@@ -22,6 +23,31 @@ SeqLens seqlens_of(const AttentionParams& p) {
     s.cu_seqlens_kv = p.cu_seqlens_kv.ptr<const int32_t>();
   }
   return s;
+}
+
+// Contiguous fp32 view of `data` with the shape of `like`.
+TensorRef fp32_view(const TensorRef& like, std::vector<float>& data) {
+  TensorRef view = like;
+  view.data = data.data();
+  view.dtype = DType::kFloat32;
+  int64_t n = 1;
+  for (int d = like.ndim - 1; d >= 0; --d) {
+    view.stride[d] = n;
+    n *= like.shape[d];
+  }
+  return view;
+}
+
+// Contiguous fp32 copy of a host tensor (any strides, any storage dtype).
+void copy_fp32(const TensorRef& t, std::vector<float>& out) {
+  out.resize(static_cast<size_t>(t.numel()));
+  int64_t idx[kMaxDims] = {0, 0, 0, 0};
+  for (size_t e = 0; e < out.size(); ++e) {
+    int64_t off = 0;
+    for (int d = 0; d < t.ndim; ++d) off += idx[d] * t.stride[d];
+    out[e] = static_cast<float>(load_as_double(t.data, t.dtype, off));
+    for (int d = t.ndim - 1; d >= 0 && ++idx[d] == t.shape[d]; --d) idx[d] = 0;
+  }
 }
 
 }  // namespace
@@ -52,6 +78,7 @@ void LayerEngine::reset() {
   have_symbols_ = false;
   reuse_ = false;
   last_step_ = -1;
+  prev_out_.clear();
 }
 
 StepKind LayerEngine::step_kind(int32_t step) const {
@@ -84,6 +111,7 @@ StepReport LayerEngine::run_step(int32_t step, const AttentionParams& p,
   report.kind = step_kind(step);
   if (report.kind == StepKind::kUpdate) {
     backend_(p);  // p.symbols == nullptr: dense
+    const bool by_change = config_.policy.query_score == QueryScore::kOutputChange;
     forecast_.record(step, p.out);
     // New symbols only when the next step will read them.
     const bool next_dispatch = step + 1 < config_.schedule.num_steps &&
@@ -99,6 +127,11 @@ StepReport LayerEngine::run_step(int32_t step, const AttentionParams& p,
       pp.step = step;
       pp.config = config_.policy;
       if (pp.config.softmax_scale <= 0.0f) pp.config.softmax_scale = p.softmax_scale;
+      if (by_change) {
+        pp.out_now = p.out;
+        // The first update has no previous output: the policy caches nothing.
+        if (!prev_out_.empty()) pp.out_prev = fp32_view(p.out, prev_out_);
+      }
       PolicyResult r = run_policy(pp);
       symbols_ = std::move(r.symbols);
       density_ = r.density;
@@ -106,6 +139,7 @@ StepReport LayerEngine::run_step(int32_t step, const AttentionParams& p,
       reuse_ = density_.query.overall < config_.reuse_below;
       report.policy_ran = true;
     }
+    if (by_change) copy_fp32(p.out, prev_out_);  // every update: the next one compares with it
   } else {
     report.forecast_points = forecast_.effective_order() + 1;
     forecast_.forecast(step, p.out);

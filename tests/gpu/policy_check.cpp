@@ -2,7 +2,8 @@
 // Sq / Skv word, padding words included, and of every per-(b, h) density field) on structured
 // random inputs — uniform and varlen (device cu_seqlens), GQA, text first / last / per request /
 // on the device / none, partial blocks, block_q != block_kv, every PolicyConfig option, all four
-// dtypes, strided (scalar-load) inputs, the FLUX / HunyuanVideo sizes, CUDA-graph capture and
+// dtypes, strided (scalar-load) inputs, the FLUX / HunyuanVideo sizes, the output-change query
+// score (dtype mixes, dv != d, no previous output), CUDA-graph capture and
 // replay on new data — and cuda::forecast against the CPU forecast (bit-exact, every dtype mix,
 // vector and scalar paths). Then times the policy at N = 16896 and 33792 (H = 24, d = 128, bf16)
 // and the forecast of a GEMM-O cache with CUDA events. Prints "N passed, M failed"; exits 1 on
@@ -101,28 +102,63 @@ struct Case {
   int32_t step = 30;
   fo::PolicyConfig config;
   int32_t pad = 0;
+  // config.query_score == kOutputChange: the two outputs' dtypes, dv (0 = head_dim), and whether
+  // a previous output exists (false: the first update).
+  fo::DType now_dtype = fo::DType::kBFloat16, prev_dtype = fo::DType::kBFloat16;
+  int32_t out_dim = 0;
+  bool has_prev = true;
 };
 
 fo::TensorRef tokens_ref(void* data, const Case& c, bool varlen, int64_t batch, int64_t n,
-                         int32_t heads, fo::Device dev) {
+                         int32_t heads, fo::Device dev, fo::DType dtype, int32_t dim) {
   fo::TensorRef r;
   r.data = data;
-  r.dtype = c.dtype;
+  r.dtype = dtype;
   r.device = dev;
-  const int64_t row = static_cast<int64_t>(heads) * c.head_dim + c.pad;
+  const int64_t row = static_cast<int64_t>(heads) * dim + c.pad;
   if (varlen) {
     r.ndim = 3;
-    const int64_t shape[3] = {n, heads, c.head_dim}, stride[3] = {row, c.head_dim, 1};
+    const int64_t shape[3] = {n, heads, dim}, stride[3] = {row, dim, 1};
     std::copy(shape, shape + 3, r.shape);
     std::copy(stride, stride + 3, r.stride);
   } else {
     r.ndim = 4;
-    const int64_t shape[4] = {batch, n, heads, c.head_dim};
-    const int64_t stride[4] = {n * row, row, c.head_dim, 1};
+    const int64_t shape[4] = {batch, n, heads, dim};
+    const int64_t stride[4] = {n * row, row, dim, 1};
     std::copy(shape, shape + 4, r.shape);
     std::copy(stride, stride + 4, r.stride);
   }
   return r;
+}
+
+fo::TensorRef tokens_ref(void* data, const Case& c, bool varlen, int64_t batch, int64_t n,
+                         int32_t heads, fo::Device dev) {
+  return tokens_ref(data, c, varlen, batch, n, heads, dev, c.dtype, c.head_dim);
+}
+
+// Attention outputs of two update steps [total, heads, dv] (row pad as q): prev is noise, now
+// adds a change whose size varies per 64 tokens — 0 (exact ties, cached first), 1%, up to 100%.
+void make_outputs(Rng& rng, int64_t total, int32_t heads, int32_t dv, const Case& c,
+                  std::vector<uint8_t>& now, std::vector<uint8_t>& prev) {
+  const int64_t row = static_cast<int64_t>(heads) * dv + c.pad;
+  now.assign(static_cast<size_t>(total * row) * fo::dtype_size(c.now_dtype), 0);
+  prev.assign(static_cast<size_t>(total * row) * fo::dtype_size(c.prev_dtype), 0);
+  std::vector<double> scale(heads);
+  for (int64_t tok = 0; tok < total; ++tok) {
+    if (tok % 64 == 0) {
+      for (double& x : scale) {
+        const float u = rng.uniform();
+        x = u < 0.25f ? 0.0 : (u < 0.4f ? 0.01 : u * u);
+      }
+    }
+    for (int64_t e = 0; e < static_cast<int64_t>(heads) * dv; ++e) {
+      const double v = rng.normal();
+      store(prev.data(), c.prev_dtype, tok * row + e, v);
+      // An unchanged token stores the same value: equal bits whenever both dtypes are the same.
+      const double w = scale[e / dv] == 0.0 ? v : v + scale[e / dv] * rng.normal();
+      store(now.data(), c.now_dtype, tok * row + e, w);
+    }
+  }
 }
 
 std::vector<int32_t> offsets(const std::vector<int32_t>& lens) {
@@ -137,7 +173,8 @@ struct Problem {
   std::vector<uint8_t> q_host, k_host;
   std::vector<int32_t> cu_q, cu_kv;
   fo::PolicyParams cpu;
-  std::unique_ptr<Device> q_dev, k_dev, cu_q_dev, cu_kv_dev, text_dev;
+  std::vector<uint8_t> now_host, prev_host;
+  std::unique_ptr<Device> q_dev, k_dev, cu_q_dev, cu_kv_dev, text_dev, now_dev, prev_dev;
   fo::PolicyDeviceParams gpu;
 
   Problem(const Case& cs, uint64_t seed) : c(cs) {
@@ -194,6 +231,23 @@ struct Problem {
     }
     gpu.step = c.step;
     gpu.config = c.config;
+    if (c.config.query_score == fo::QueryScore::kOutputChange) {
+      const int32_t dv = c.out_dim > 0 ? c.out_dim : c.head_dim;
+      make_outputs(rng, tq, c.heads, dv, c, now_host, prev_host);
+      now_dev = std::make_unique<Device>(now_host.size());
+      prev_dev = std::make_unique<Device>(prev_host.size());
+      now_dev->upload(now_host.data(), now_host.size());
+      prev_dev->upload(prev_host.data(), prev_host.size());
+      const auto ref = [&](void* data, fo::Device dev, fo::DType t) {
+        return tokens_ref(data, c, c.varlen, batch, nq, c.heads, dev, t, dv);
+      };
+      cpu.out_now = ref(now_host.data(), fo::Device::kCPU, c.now_dtype);
+      gpu.out_now = ref(now_dev->ptr, fo::Device::kCUDA, c.now_dtype);
+      if (c.has_prev) {
+        cpu.out_prev = ref(prev_host.data(), fo::Device::kCPU, c.prev_dtype);
+        gpu.out_prev = ref(prev_dev->ptr, fo::Device::kCUDA, c.prev_dtype);
+      }
+    }
   }
   void upload() {
     q_dev->upload(q_host.data(), q_host.size());
@@ -326,7 +380,19 @@ void check_rejects() {
   } catch (const fo::Error&) {
     small_ws = true;
   }
-  report(threw && small_ws, "policy rejects cross-attention caching and a short workspace", "");
+  bool no_out_now = false;
+  pr.gpu.k = pr.gpu.q;  // joint attention: the missing output is the only fault
+  pr.gpu.config.cache_queries = true;
+  pr.gpu.config.query_score = fo::QueryScore::kOutputChange;
+  try {
+    fo::cuda::policy_workspace_size(pr.gpu);
+  } catch (const fo::Error& e) {
+    no_out_now = std::string(e.what()).find("out_now") != std::string::npos;
+  }
+  report(threw && small_ws && no_out_now,
+         "policy rejects cross-attention caching, a short workspace and kOutputChange without "
+         "out_now",
+         "");
 }
 
 // ---- forecast ---------------------------------------------------------------------------------
@@ -521,6 +587,34 @@ std::vector<Case> cases() {
   st.pad = 3;
   st.head_dim = 40;
   add(st);
+  // QueryScore::kOutputChange: ranking by the relative output change (issue 5).
+  Case oc = base;
+  oc.name = "output change, text first, tau_q 0.9";
+  oc.config.query_score = fo::QueryScore::kOutputChange;
+  oc.config.tau_q = 0.9;
+  add(oc);
+  Case o0 = oc;
+  o0.name = "output change, step 0 (only unchanged blocks cached)";
+  o0.step = 0;
+  add(o0);
+  Case of = oc;
+  of.name = "output change, first update (no out_prev)";
+  of.has_prev = false;
+  add(of);
+  Case ov = vd;
+  ov.name = "output change, varlen device text, fp32 now / bf16 prev, dv 40 strided";
+  ov.config.query_score = fo::QueryScore::kOutputChange;
+  ov.now_dtype = fo::DType::kFloat32;
+  ov.out_dim = 40;
+  ov.pad = 3;
+  add(ov);
+  Case on = gqa;
+  on.name = "output change, no text, GQA, fp16 / fp64";
+  on.config.query_score = fo::QueryScore::kOutputChange;
+  on.text = {};
+  on.dtype = on.now_dtype = fo::DType::kFloat16;
+  on.prev_dtype = fo::DType::kFloat64;
+  add(on);
   Case flux = bench_case(16896, 512, true);
   flux.name = "FLUX-like N=16896 H=24 d=128, 512 text first";
   add(flux);
@@ -528,6 +622,10 @@ std::vector<Case> cases() {
   hy.name = "HunyuanVideo-like N=33792 H=24 d=128, 256 text last";
   hy.step = 45;
   add(hy);
+  Case ocf = flux;
+  ocf.name = "output change FLUX-like N=16896 H=24 dv=128";
+  ocf.config.query_score = fo::QueryScore::kOutputChange;
+  add(ocf);
   return out;
 }
 

@@ -182,9 +182,33 @@ __global__ void __launch_bounds__(kQueryThreads) queries_kernel(PolicyKernelPara
   for (int32_t i = threadIdx.x; i < p.q_blocks; i += blockDim.x) active[i] = i < r.nq;
   const int32_t tb = r.first_text_block(), te = min(r.end_text_block(), r.nq);
   const int32_t n_image = r.nq - (te - tb);
+  const auto block_of = [tb, te](int32_t x) { return x < tb ? x : x + (te - tb); };
+  if (p.cache_queries && p.by_change && p.change != nullptr && n_image > 0) {
+    // Output change (choose_queries_by_change): c = r / sum r over the image blocks, 0 if the
+    // sum is 0; no text needed. Without a previous output (change null) nothing is cached.
+    for (int32_t x = threadIdx.x; x < n_image; x += blockDim.x) {
+      t2i[x] = p.change[head_row0 + block_of(x)];
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      double s = 0.0;
+      for (int32_t x = 0; x < n_image; ++x) s = dadd(s, t2i[x]);
+      s_t2i = s;
+    }
+    __syncthreads();
+    const double sum = s_t2i;
+    for (int32_t x = threadIdx.x; x < np; x += blockDim.x) {
+      val[x] = x < n_image ? (sum > 0.0 ? ddiv(t2i[x], sum) : 0.0) : INFINITY;
+      idx[x] = x < n_image ? x : kPad;
+    }
+    __syncthreads();
+    bitonic_sort(val, idx, np);
+    if (threadIdx.x == 0) s_cached = prefix_within(val, n_image, p.q_threshold);
+    __syncthreads();
+    for (int32_t m = threadIdx.x; m < s_cached; m += blockDim.x) active[block_of(idx[m])] = 0;
+  }
   // Query caching (choose_queries): only with text, image blocks, and caching on.
-  if (p.cache_queries && r.text_end > r.text_begin && n_image > 0) {
-    const auto block_of = [tb, te](int32_t x) { return x < tb ? x : x + (te - tb); };
+  if (p.cache_queries && !p.by_change && r.text_end > r.text_begin && n_image > 0) {
     const double text_weight = static_cast<double>(r.text_end - r.text_begin);
     for (int32_t x = threadIdx.x; x < n_image; x += blockDim.x) {
       // t2i: sum over text rows t, then the key blocks j overlapping block i, in that order.

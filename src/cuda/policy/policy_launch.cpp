@@ -15,6 +15,7 @@ struct PolicyDims {
   int32_t batch = 0, heads = 0, kv_heads = 0, head_dim = 0;
   int32_t max_q = 0, max_kv = 0;  // longest request (uniform: the length)
   bool varlen = false;
+  int32_t change_dim = 0;  // dv of out_now / out_prev when the output-change scores run, else 0
 };
 
 void check_cu_seqlens(const TensorRef& t, const char* name) {
@@ -37,6 +38,8 @@ void check_config(const PolicyConfig& c, int32_t step) {
                       c.softmax_scale);
   policy_phi(step, c.num_steps);  // checks num_steps > 0 and step in [0, num_steps)
 }
+
+int32_t check_outputs(const PolicyDeviceParams& p, const PolicyDims& d);
 
 PolicyDims check_policy(const PolicyDeviceParams& p) {
   PolicyDims d;
@@ -117,7 +120,46 @@ PolicyDims check_policy(const PolicyDeviceParams& p) {
                         "text_ranges", "expected int32 [1 or ", d.batch, ", 2], got [",
                         p.text_ranges.shape[0], ", ", p.text_ranges.shape[1], "]");
   }
+  d.change_dim = check_outputs(p, d);
   return d;
+}
+
+// The outputs of QueryScore::kOutputChange; returns dv when both are given (the scores run).
+int32_t check_outputs(const PolicyDeviceParams& p, const PolicyDims& d) {
+  if (!p.config.cache_queries || p.config.query_score != QueryScore::kOutputChange) return 0;
+  FLASHOMNI_CHECK_ARG(p.out_now.defined(), "out_now",
+                      "expected this update's attention output [B, N, H, dv] with "
+                      "config.query_score = kOutputChange");
+  const int a = d.varlen ? 0 : 1;
+  for (const auto& [t, name] :
+       {std::pair{&p.out_now, "out_now"}, std::pair{&p.out_prev, "out_prev"}}) {
+    if (!t->defined()) continue;
+    check_device(*t, name, Device::kCUDA);
+    check_dtype(*t, name, {DType::kBFloat16, DType::kFloat16, DType::kFloat32, DType::kFloat64});
+    check_last_dim_contiguous(*t, name);
+    check_ndim(*t, name, {d.varlen ? 3 : 4});
+    if (!d.varlen) {
+      FLASHOMNI_CHECK_ARG(t->shape[0] == d.batch && t->shape[1] == d.max_q, name, "expected [",
+                          d.batch, ", ", d.max_q, ", ..] like q, got [", t->shape[0], ", ",
+                          t->shape[1], ", ..]");
+    }
+    FLASHOMNI_CHECK_ARG(t->shape[a + 1] == d.heads && t->shape[a + 2] == p.out_now.shape[a + 2] &&
+                            t->shape[a + 2] > 0,
+                        name, "expected ", d.heads, " heads like q and dv ", p.out_now.shape[a + 2],
+                        " like out_now, got ", t->shape[a + 1], " and ", t->shape[a + 2]);
+  }
+  return p.out_prev.defined() ? static_cast<int32_t>(p.out_now.shape[a + 2]) : 0;
+}
+
+policy::OutputSide output_side(const TensorRef& t, bool varlen) {
+  policy::OutputSide s;
+  s.data = t.data;
+  s.dtype = t.dtype;
+  const int a = varlen ? 0 : 1;
+  s.stride_batch = varlen ? 0 : t.stride[0];
+  s.stride_token = t.stride[a];
+  s.stride_head = t.stride[a + 1];
+  return s;
 }
 
 SymbolShape shape_of(const PolicyDims& d, const PolicyDeviceParams& p) {
@@ -159,7 +201,7 @@ std::size_t align256(std::size_t n) {
 namespace policy {
 
 WorkspaceLayout workspace_layout(int32_t batch, int32_t heads, int32_t kv_heads, int32_t head_dim,
-                                 int32_t q_blocks, int32_t kv_blocks) {
+                                 int32_t q_blocks, int32_t kv_blocks, int32_t change_dim) {
   const auto rows = static_cast<std::size_t>(batch) * heads * q_blocks;
   WorkspaceLayout w;
   std::size_t at = 0;
@@ -175,6 +217,8 @@ WorkspaceLayout workspace_layout(int32_t batch, int32_t heads, int32_t kv_heads,
   w.i2t = take(rows * sizeof(double));
   w.kept = take(rows * sizeof(int32_t));
   w.kept_tokens = take(rows * sizeof(int64_t));
+  w.change_parts = take(rows * change_dim * 2 * sizeof(double));
+  w.change = take(change_dim > 0 ? rows * sizeof(double) : 0);
   w.total = at;
   return w;
 }
@@ -188,7 +232,8 @@ SymbolShape policy_symbol_shape(const PolicyDeviceParams& p) {
 std::size_t policy_workspace_size(const PolicyDeviceParams& p) {
   const PolicyDims d = check_policy(p);
   const SymbolShape s = shape_of(d, p);
-  return policy::workspace_layout(d.batch, d.heads, d.kv_heads, d.head_dim, s.q_blocks, s.kv_blocks)
+  return policy::workspace_layout(d.batch, d.heads, d.kv_heads, d.head_dim, s.q_blocks, s.kv_blocks,
+                                  d.change_dim)
       .total;
 }
 
@@ -209,8 +254,8 @@ void run_policy(const PolicyDeviceParams& p, void* workspace, std::size_t worksp
                       " device words, got a null pointer");
   FLASHOMNI_CHECK_ARG(p.kv_bits != nullptr || s.kv_size() == 0, "kv_bits", "expected ", s.kv_size(),
                       " device words, got a null pointer");
-  const policy::WorkspaceLayout w =
-      policy::workspace_layout(d.batch, d.heads, d.kv_heads, d.head_dim, s.q_blocks, s.kv_blocks);
+  const policy::WorkspaceLayout w = policy::workspace_layout(
+      d.batch, d.heads, d.kv_heads, d.head_dim, s.q_blocks, s.kv_blocks, d.change_dim);
   FLASHOMNI_CHECK_ARG(workspace_bytes >= w.total, "workspace_bytes", "expected at least ", w.total,
                       " (policy_workspace_size), got ", workspace_bytes);
   FLASHOMNI_CHECK_ARG(workspace != nullptr || w.total == 0, "workspace",
@@ -268,7 +313,24 @@ void run_policy(const PolicyDeviceParams& p, void* workspace, std::size_t worksp
   k.kv_bits = p.kv_bits;
   k.densities = p.densities;
 
+  k.by_change = c.cache_queries && c.query_score == QueryScore::kOutputChange;
   const auto st = static_cast<cudaStream_t>(stream);
+  if (d.change_dim > 0) {
+    policy::ChangeKernelParams ch;
+    ch.now = output_side(p.out_now, d.varlen);
+    ch.prev = output_side(p.out_prev, d.varlen);
+    ch.batch = d.batch;
+    ch.heads = d.heads;
+    ch.dim = d.change_dim;
+    ch.blocks = s.q_blocks;
+    ch.block = p.block_q;
+    ch.seqlen = d.max_q;
+    ch.cu = d.varlen ? static_cast<const int32_t*>(p.cu_seqlens_q.data) : nullptr;
+    ch.parts = reinterpret_cast<double*>(base + w.change_parts);
+    ch.change = reinterpret_cast<double*>(base + w.change);
+    k.change = ch.change;
+    policy::launch_output_change(ch, st);
+  }
   policy::launch_pool_and_logits(k, st);
   policy::launch_choose(k, st);
 }
