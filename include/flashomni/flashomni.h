@@ -61,8 +61,9 @@ extern "C" {
 #endif
 
 /* Bumped whenever a field is appended to an argument struct or a function is added.
- * 1: operations, symbols, densities; 2: + policy (run_policy) and forecast. */
-#define FLASHOMNI_ABI_VERSION 2
+ * 1: operations, symbols, densities; 2: + policy (run_policy) and forecast; 3: + the policy's
+ * query_score / out_now / out_prev (the output-change query score). */
+#define FLASHOMNI_ABI_VERSION 3
 
 /* Same values as flashomni::DType / Device / Status (common.h); never renumbered. */
 typedef enum fo_dtype {
@@ -294,18 +295,25 @@ FLASHOMNI_API int flashomni_symbols_density_summary(const fo_symbols* symbols,
  *   flashomni_policy_symbols_shape(&a, &shape);   // size q_bits / kv_bits from shape
  *   a.q_bits = q_bits; a.q_words = ...; a.kv_bits = kv_bits; a.kv_words = ...;
  *   flashomni_run_policy(&a, NULL, 0, NULL); */
+/* Query-caching score of run_policy (same values as flashomni::QueryScore; never renumbered):
+ * text<->image pooled attention mass, or ||O_now - O_prev|| / (||O_prev|| + 1e-12) per block. */
+typedef enum fo_query_score {
+  FO_QUERY_SCORE_TEXT_IMAGE = 0,
+  FO_QUERY_SCORE_OUTPUT_CHANGE = 1,
+} fo_query_score;
+
 typedef struct fo_policy_args {
-  int32_t struct_size;   /* = sizeof(fo_policy_args) */
-  int32_t step;          /* 0-based index of the update step, in [0, num_steps) */
-  int32_t num_steps;     /* S in phi(s) = (s / S)^2: the sampler's step count */
-  int32_t block_q;       /* tokens per query block; 0 = 128 */
-  int32_t block_kv;      /* tokens per key block; 0 = 128 */
-  int32_t max_seqlen_q;  /* varlen: the longest request (0 on the CPU: derived) */
+  int32_t struct_size;  /* = sizeof(fo_policy_args) */
+  int32_t step;         /* 0-based index of the update step, in [0, num_steps) */
+  int32_t num_steps;    /* S in phi(s) = (s / S)^2: the sampler's step count */
+  int32_t block_q;      /* tokens per query block; 0 = 128 */
+  int32_t block_kv;     /* tokens per key block; 0 = 128 */
+  int32_t max_seqlen_q; /* varlen: the longest request (0 on the CPU: derived) */
   int32_t max_seqlen_kv;
-  int32_t kv_top_k;      /* > 0: keep the k most probable key blocks per row instead of tau_kv */
-  double tau_q;          /* fraction of the text <-> image mass that may be cached */
-  double tau_kv;         /* fraction of each row's softmax mass that may be skipped */
-  float softmax_scale;   /* 0 = 1 / sqrt(d) */
+  int32_t kv_top_k;    /* > 0: keep the k most probable key blocks per row instead of tau_kv */
+  double tau_q;        /* fraction of the text <-> image mass that may be cached */
+  double tau_kv;       /* fraction of each row's softmax mass that may be skipped */
+  float softmax_scale; /* 0 = 1 / sqrt(d) */
   /* 0 / 1 switches (PolicyConfig in policy.h): */
   int32_t cache_queries;    /* 0: every query block active */
   int32_t skip_kv;          /* 0: every key block kept */
@@ -328,6 +336,13 @@ typedef struct fo_policy_args {
   /* Optional (NULL = not written): batch * heads entries ordered (b, h), on q's device. */
   fo_symbol_density* densities;
   size_t densities_count;
+  /* ABI 3 (absent in an ABI-2 struct = FO_QUERY_SCORE_TEXT_IMAGE). What ranks the query blocks
+   * for caching (QueryScore in policy.h). With FO_QUERY_SCORE_OUTPUT_CHANGE: out_now / out_prev,
+   * this and the previous update's attention outputs in q's layout with any dv, on q's device,
+   * fp32 / fp64 / fp16 / bf16 each; out_now is required, out_prev data NULL means no previous
+   * update (the first one) and caches nothing. */
+  int32_t query_score; /* fo_query_score */
+  fo_tensor out_now, out_prev;
 } fo_policy_args;
 
 /* Fills every field of *args (within args->struct_size, which the caller sets first) with the
@@ -350,8 +365,8 @@ typedef struct fo_forecast_args {
   int32_t struct_size; /* = sizeof(fo_forecast_args) */
   int32_t order;       /* 0, 1 or 2 */
   int32_t target_step;
-  int32_t points;                         /* history values given, 1..3, oldest first */
-  int32_t steps[FO_MAX_FORECAST_POINTS];  /* their steps, strictly increasing */
+  int32_t points;                        /* history values given, 1..3, oldest first */
+  int32_t steps[FO_MAX_FORECAST_POINTS]; /* their steps, strictly increasing */
   fo_tensor history[FO_MAX_FORECAST_POINTS];
   fo_tensor out;
 } fo_forecast_args;

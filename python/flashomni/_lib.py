@@ -175,6 +175,9 @@ class PolicyArgs(ctypes.Structure):
         ("kv_words", ctypes.c_size_t),
         ("densities", ctypes.c_void_p),
         ("densities_count", ctypes.c_size_t),
+        ("query_score", ctypes.c_int32),  # ABI 3
+        ("out_now", Tensor),
+        ("out_prev", Tensor),
     ]
 
 

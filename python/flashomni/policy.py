@@ -19,6 +19,9 @@ from . import _arrays, _lib
 from .ops import _bf16, _run, _stream_handle
 from .symbols import Symbols
 
+_QUERY_SCORES = {"text_image": 0, "output_change": 1}  # fo_query_score
+
+
 def _text_array(text, batch):
     """int32 [R, 2] ranges from None, (begin, end), a list of them, or an array (kept as is)."""
     if text is None:
@@ -44,7 +47,7 @@ def run_policy(q, k, *, step, num_steps=None, text=None, tau_q=None, tau_kv=None
                skip_kv_for_text=None, weight_by_tokens=None, softmax_scale=None,
                block_q=None, block_kv=None, cu_seqlens_q=None, cu_seqlens_kv=None,
                max_seqlen_q=None, max_seqlen_kv=None, return_densities=False, stream=None,
-               dtype=None):
+               dtype=None, query_score=None, out_now=None, out_prev=None):
     """Symbols chosen by the policy from one update step's q and k (spec §5, policy.h).
 
     q [B, Nq, H, d], k [B, Nkv, Hkv, d] (or varlen [total, H, d] with cu_seqlens_q/kv int32
@@ -52,13 +55,24 @@ def run_policy(q, k, *, step, num_steps=None, text=None, tau_q=None, tau_kv=None
     [begin, end) text tokens of every request as (begin, end), one pair per request, or an int32
     [R, 2] array (may live on the GPU). Unset options take the library defaults (PolicyConfig:
     tau_q 0.5, tau_kv 0.15, num_steps 50, blocks 128, ...). return_densities: also return the
-    per-(b, h) densities (the dicts of Symbols.densities()) computed with the symbols."""
+    per-(b, h) densities (the dicts of Symbols.densities()) computed with the symbols.
+
+    query_score: "text_image" (default) ranks query blocks for caching by the text<->image pooled
+    attention; "output_change" by ||O_now - O_prev|| / (||O_prev|| + 1e-12) per block, from
+    out_now / out_prev, this and the previous update's attention outputs (q's layout, any dv and
+    storage dtype, q's device). out_now is then required; out_prev=None (the first update) caches
+    nothing."""
     bf16 = _bf16(dtype)
     qv, kv = _arrays.view(q, "q", bf16=bf16), _arrays.view(k, "k", bf16=bf16)
     args = _lib.PolicyArgs()
     args.struct_size = ctypes.sizeof(_lib.PolicyArgs)
     _lib.call("flashomni_policy_default_args", ctypes.byref(args))
     args.step = int(step)
+    if query_score is not None:
+        if query_score not in _QUERY_SCORES:
+            raise ValueError(f"argument 'query_score': expected one of {sorted(_QUERY_SCORES)}, "
+                             f"got {query_score!r}")
+        args.query_score = _QUERY_SCORES[query_score]
     options = dict(num_steps=num_steps, tau_q=tau_q, tau_kv=tau_kv, kv_top_k=kv_top_k,
                    block_q=block_q, block_kv=block_kv, softmax_scale=softmax_scale)
     switches = dict(cache_queries=cache_queries, skip_kv=skip_kv, keep_diagonal=keep_diagonal,
@@ -91,6 +105,9 @@ def run_policy(q, k, *, step, num_steps=None, text=None, tau_q=None, tau_kv=None
     args.q, args.k = qv.c(), kv.c()
     args.cu_seqlens_q, args.cu_seqlens_kv = _arrays.c_tensor(cqv), _arrays.c_tensor(ckv)
     args.text = _arrays.c_tensor(tv)
+    nv = _arrays.view(out_now, "out_now", optional=True, bf16=bf16)
+    pv = _arrays.view(out_prev, "out_prev", optional=True, bf16=bf16)
+    args.out_now, args.out_prev = _arrays.c_tensor(nv), _arrays.c_tensor(pv)
 
     shape = _lib.SymbolsStruct()
     _lib.call("flashomni_policy_symbols_shape", ctypes.byref(args), ctypes.byref(shape))

@@ -32,8 +32,12 @@ static_assert(offsetof(fo_symbol_density, token_pair_density) ==
 namespace flashomni::capi {
 namespace {
 
-// ABI version 2 sizes (the first version with these structs): the whole structs.
-constexpr std::size_t kPolicyArgsV2 = sizeof(fo_policy_args);
+// ABI version 2 sizes (the first version with these structs); ABI 3 appended query_score,
+// out_now and out_prev to fo_policy_args (zero when absent: the text-image score).
+constexpr std::size_t kPolicyArgsV2 = offsetof(fo_policy_args, query_score);
+static_assert(FO_QUERY_SCORE_TEXT_IMAGE == static_cast<int>(flashomni::QueryScore::kTextImage) &&
+              FO_QUERY_SCORE_OUTPUT_CHANGE ==
+                  static_cast<int>(flashomni::QueryScore::kOutputChange));
 constexpr std::size_t kForecastArgsV2 = sizeof(fo_forecast_args);
 
 PolicyConfig to_config(const fo_policy_args& a) {
@@ -49,6 +53,12 @@ PolicyConfig to_config(const fo_policy_args& a) {
   c.skip_kv_for_text = a.skip_kv_for_text != 0;
   c.weight_by_tokens = a.weight_by_tokens != 0;
   c.softmax_scale = a.softmax_scale;
+  FLASHOMNI_CHECK_ARG(
+      a.query_score == FO_QUERY_SCORE_TEXT_IMAGE || a.query_score == FO_QUERY_SCORE_OUTPUT_CHANGE,
+      "query_score",
+      "expected FO_QUERY_SCORE_TEXT_IMAGE (0) or FO_QUERY_SCORE_OUTPUT_CHANGE (1), got ",
+      a.query_score);
+  c.query_score = static_cast<QueryScore>(a.query_score);
   return c;
 }
 
@@ -133,6 +143,10 @@ void cpu_policy(const fo_policy_args& a, CpuPolicy& out) {
   p.text = host_text(text);
   p.step = a.step;
   p.config = to_config(a);
+  p.out_now = to_tensor_ref(a.out_now, "out_now");
+  p.out_prev = to_tensor_ref(a.out_prev, "out_prev");
+  if (p.out_now.defined()) check_device(p.out_now, "out_now", Device::kCPU);
+  if (p.out_prev.defined()) check_device(p.out_prev, "out_prev", Device::kCPU);
 }
 
 SymbolShape cpu_shape(const CpuPolicy& c) {
@@ -194,6 +208,8 @@ PolicyDeviceParams cuda_policy(const fo_policy_args& a) {
   p.q_bits = a.q_bits;
   p.kv_bits = a.kv_bits;
   p.densities = reinterpret_cast<SymbolDensity*>(a.densities);
+  p.out_now = to_tensor_ref(a.out_now, "out_now");
+  p.out_prev = to_tensor_ref(a.out_prev, "out_prev");
   return p;
 }
 #else
@@ -255,6 +271,7 @@ int flashomni_policy_default_args(fo_policy_args* args) {
     d.keep_text_kv = c.keep_text_kv;
     d.skip_kv_for_text = c.skip_kv_for_text;
     d.weight_by_tokens = c.weight_by_tokens;
+    d.query_score = static_cast<int32_t>(c.query_score);
     std::memcpy(args, &d, size);
   });
 }

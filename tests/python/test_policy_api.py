@@ -262,6 +262,103 @@ def test_errors_name_the_argument(kwargs, name):
     assert name in str(info.value)
 
 
+def reference_output_change(now, prev, lens, bq, texts, step, num_steps=50, tau_q=0.5):
+    """Sq of QueryScore::kOutputChange (policy.h) from per-request outputs [l, H, dv]."""
+    heads, n_q = now[0].shape[1], max(-(-n // bq) for n in lens)
+    qm = np.zeros((len(lens), heads, n_q), bool)
+    threshold = tau_q * (step / num_steps) ** 2
+    for b, (o1, o0, n, (t0, t1)) in enumerate(zip(now, prev, lens, texts)):
+        nq = -(-n // bq)
+        qm[b, :, :nq] = True
+        blocks = [(i * bq, min(n, (i + 1) * bq)) for i in range(nq)]
+        image = [i for i, (a, e) in enumerate(blocks) if _overlap(a, e, t0, t1) == 0]
+        for h in range(heads):
+            r = []
+            for i in image:
+                a, e = blocks[i]
+                x1, x0 = o1[a:e, h].astype(np.float64), o0[a:e, h].astype(np.float64)
+                num = _seq_sum(_seq_sum((x1 - x0) ** 2, 0))  # tokens, then columns
+                den = _seq_sum(_seq_sum(x0 ** 2, 0))
+                r.append(np.sqrt(num) / (np.sqrt(den) + 1e-12))
+            total = _seq_sum(np.array(r))
+            c = [x / total if total > 0 else 0.0 for x in r]
+            order = sorted(range(len(c)), key=lambda x: (c[x], x))
+            for m in range(_prefix_within(c, order, threshold)):
+                qm[b, h, image[order[m]]] = False
+    return qm
+
+
+@pytest.mark.parametrize("varlen", [False, True])
+def test_output_change_symbols_match_the_numpy_model(varlen):
+    rng = np.random.default_rng(21)
+    lens = [600, 600] if not varlen else [300, 517, 64]
+    qs, ks = _random(rng, lens, 4, 32), _random(rng, lens, 2, 32)
+    prev = [rng.standard_normal((n, 4, 24)).astype(np.float32) for n in lens]
+    now = []
+    for p in prev:  # per-64-token change scales, some exactly 0
+        scale = np.repeat(rng.choice([0.0, 0.01, 0.3, 1.0], (-(-p.shape[0] // 64), 4)), 64, 0)
+        now.append((p + scale[:p.shape[0], :, None] * rng.standard_normal(p.shape))
+                   .astype(np.float32))
+    text = [(0, 50)]
+    kw = dict(text=text, step=30, block_q=64, block_kv=64, tau_q=0.9,
+              query_score="output_change")
+    if varlen:
+        cu = np.concatenate([[0], np.cumsum(lens)]).astype(np.int32)
+        cat = np.concatenate
+        s = fo.run_policy(cat(qs), cat(ks), out_now=cat(now), out_prev=cat(prev),
+                          cu_seqlens_q=cu, cu_seqlens_kv=cu, **kw)
+    else:
+        s = fo.run_policy(np.stack(qs), np.stack(ks), out_now=np.stack(now),
+                          out_prev=np.stack(prev), **kw)
+    want = reference_output_change(now, prev, lens, 64, text * len(lens), 30, tau_q=0.9)
+    got_q, _ = s.to_masks()
+    np.testing.assert_array_equal(got_q, want)
+    assert not got_q.all() and got_q[:, :, 0].all()  # some blocks cached, text never
+
+
+def test_output_change_first_update_and_errors():
+    rng = np.random.default_rng(5)
+    q = np.stack(_random(rng, [256], 2, 16))
+    out = rng.standard_normal((1, 256, 2, 16)).astype(np.float32)
+    kw = dict(step=40, block_q=64, block_kv=64, text=(0, 64))
+    first = fo.run_policy(q, q, query_score="output_change", out_now=out, **kw)
+    assert first.density()["query"]["overall"] == 1.0  # no previous output: nothing cached
+    same = fo.run_policy(q, q, query_score="output_change", out_now=out, out_prev=out, **kw)
+    got_q, _ = same.to_masks()
+    assert got_q[0, :, 0].all() and not got_q[0, :, 1:].any()  # unchanged image blocks cached
+    with pytest.raises(ValueError) as info:
+        fo.run_policy(q, q, query_score="output_change", **kw)
+    assert "'out_now'" in str(info.value)
+    with pytest.raises(ValueError) as info:
+        fo.run_policy(q, q, query_score="attention", **kw)
+    assert "'query_score'" in str(info.value)
+    with pytest.raises(ValueError) as info:
+        fo.run_policy(q, q, query_score="output_change", out_now=out, out_prev=out[:, :128], **kw)
+    assert "'out_prev'" in str(info.value)
+
+
+def test_policy_args_of_abi_2_still_run_the_text_image_score():
+    rng = np.random.default_rng(9)
+    q = np.stack(_random(rng, [256], 2, 16))
+    want, _ = fo.run_policy(q, q, step=40, block_q=64, block_kv=64, text=(0, 64)).to_masks()
+    args = _lib.PolicyArgs()
+    args.struct_size = _lib.PolicyArgs.query_score.offset  # an ABI-2 caller's sizeof
+    _lib.call("flashomni_policy_default_args", ctypes.byref(args))
+    args.step, args.block_q, args.block_kv = 40, 64, 64
+    args.query_score = 1  # beyond struct_size: must be ignored
+    qv = fo._arrays.view(q, "q")
+    text = np.array([[0, 64]], np.int32)
+    args.q, args.k = qv.c(), qv.c()
+    args.text = fo._arrays.c_tensor(fo._arrays.view(text, "text"))
+    q_bits = np.zeros((1, 2, 1), np.uint32)
+    kv_bits = np.zeros((1, 2, 4, 1), np.uint32)
+    args.q_bits, args.q_words = q_bits.ctypes.data, q_bits.size
+    args.kv_bits, args.kv_words = kv_bits.ctypes.data, kv_bits.size
+    _lib.call("flashomni_run_policy", ctypes.byref(args), None, 0, None)
+    got = (q_bits[:, :, 0, None] >> np.arange(4, dtype=np.uint32)) & 1
+    np.testing.assert_array_equal(got.astype(bool), want)
+
+
 def test_mismatched_kv_batch_and_heads_are_rejected():
     q = np.zeros((1, 128, 4, 16), np.float32)
     with pytest.raises(ValueError, match="'k'"):
