@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "flashomni/engine.h"
 #include "flashomni/policy.h"
 
 namespace flashomni {
@@ -188,6 +189,39 @@ TEST(PolicyOutputChange, VarlenMatchesEachRequestAlone) {
     for (int i = 0; i < 2; ++i) EXPECT_EQ(r[6 + h * 3 + i], rb[h * 2 + i]);
     EXPECT_EQ(r[6 + h * 3 + 2], 0.0);  // past request 1's end
   }
+}
+
+// The engine hands the policy this and the previous update's outputs: the first policy run (no
+// previous update) caches nothing; with unchanged activations every image block is cached next.
+TEST(PolicyOutputChange, EngineComparesTheLastTwoUpdates) {
+  constexpr int kN = 64, kH = 2, kD = 16;
+  std::vector<float> q(kN * kH * kD), k(q.size()), v(q.size()), out(q.size());
+  for (size_t e = 0; e < q.size(); ++e) {
+    q[e] = std::sin(0.37f * e);
+    k[e] = std::cos(0.11f * e);
+    v[e] = std::sin(0.05f * e + 1.0f);
+  }
+  EngineConfig cfg;
+  cfg.schedule = ScheduleConfig{10, 1, 3, true};  // updates 0, 3, 6, 9
+  cfg.policy.query_score = QueryScore::kOutputChange;
+  cfg.policy.tau_q = 0.5;
+  cfg.reuse_below = 0.0;
+  cfg.block_q = cfg.block_kv = 16;
+  LayerEngine engine(cfg, cpu_attention_backend());
+  AttentionParams p;
+  p.q = make_tensor(q.data(), DType::kFloat32, {1, kN, kH, kD});
+  p.k = make_tensor(k.data(), DType::kFloat32, {1, kN, kH, kD});
+  p.v = make_tensor(v.data(), DType::kFloat32, {1, kN, kH, kD});
+  p.out = make_tensor(out.data(), DType::kFloat32, {1, kN, kH, kD});
+  ASSERT_TRUE(engine.run_step(0, p, {text_first(16)}).policy_ran);
+  EXPECT_EQ(engine.density().query.overall, 1.0);
+  engine.run_step(1, p, {text_first(16)});
+  ASSERT_TRUE(engine.run_step(3, p, {text_first(16)}).policy_ran);
+  EXPECT_EQ(engine.density().query.overall, 0.25);  // only the text block of each head active
+  // reset() forgets the previous output: the next first update caches nothing again.
+  engine.reset();
+  ASSERT_TRUE(engine.run_step(0, p, {text_first(16)}).policy_ran);
+  EXPECT_EQ(engine.density().query.overall, 1.0);
 }
 
 }  // namespace
