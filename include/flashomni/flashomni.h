@@ -281,7 +281,8 @@ FLASHOMNI_API int flashomni_symbols_density_summary(const fo_symbols* symbols,
  * run_policy chooses the symbols of one layer at an update step from its Q and K: block means,
  * pooled logits P = mean_q . mean_k * scale, per-row key skipping (softmax of P over key blocks,
  * the smallest prefix with mass <= tau_kv * phi(step) skipped) and per-head query caching (text <->
- * image scores, the smallest prefix with mass <= tau_q * phi(step) cached), phi(s) = (s / S)^2.
+ * image scores, or the output change with query_score, the smallest prefix with mass <= tau_q *
+ * phi(step) cached), phi(s) = (s / S)^2.
  * Dispatches on q's device: FO_CPU runs the fp64 oracle; FO_CUDA writes DEVICE words on `stream`
  * with a workspace of flashomni_policy_workspace_size bytes (no sync, no allocation).
  *
@@ -311,7 +312,7 @@ typedef struct fo_policy_args {
   int32_t max_seqlen_q; /* varlen: the longest request (0 on the CPU: derived) */
   int32_t max_seqlen_kv;
   int32_t kv_top_k;    /* > 0: keep the k most probable key blocks per row instead of tau_kv */
-  double tau_q;        /* fraction of the text <-> image mass that may be cached */
+  double tau_q;        /* fraction of the query score's mass that may be cached */
   double tau_kv;       /* fraction of each row's softmax mass that may be skipped */
   float softmax_scale; /* 0 = 1 / sqrt(d) */
   /* 0 / 1 switches (PolicyConfig in policy.h): */

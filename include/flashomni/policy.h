@@ -48,7 +48,7 @@ enum class QueryScore : int32_t {
 };
 
 struct PolicyConfig {
-  double tau_q = 0.5;          // query caching: fraction of text<->image mass allowed to be cached
+  double tau_q = 0.5;          // query caching: fraction of the query score's mass to cache
   double tau_kv = 0.15;        // key skipping: fraction of each row's softmax mass allowed to drop
   int32_t num_steps = 50;      // S in phi(s) = (s / S)^2: the sampler's real step count
   int32_t kv_top_k = 0;        // > 0: keep the k most probable key blocks per row instead of tau_kv

@@ -66,7 +66,8 @@ namespace cuda {
 // The symbol shape run_policy writes: q_blocks / kv_blocks from the longest request.
 SymbolShape policy_symbol_shape(const PolicyDeviceParams& p);
 
-// Device bytes run_policy needs; depends only on B, H, Hkv, d and the block counts. About
+// Device bytes run_policy needs; depends only on B, H, Hkv, d, the block counts and (output
+// change with both outputs given) dv: see PolicyDeviceParams::out_now. About
 // 8 * (B * (H * nQ + Hkv * nK) * d + B * H * nQ * (nK + 3)) bytes: 27 MB at N = 33792, H = 24.
 std::size_t policy_workspace_size(const PolicyDeviceParams& p);
 // Enqueues the policy on `stream` (a cudaStream_t; null = legacy default stream).
