@@ -23,6 +23,7 @@
 #include "flashomni/policy_cuda.h"
 #include "flashomni/symbols_stats.h"
 #include "gpu/check_util.h"
+#include "gpu/policy_check_cases.h"
 
 namespace fo = flashomni;
 namespace gpu_check = flashomni::gpu_check;
@@ -30,6 +31,7 @@ namespace gpu_check = flashomni::gpu_check;
 namespace {
 
 using gpu_check::report;
+using Case = gpu_check::PolicyCase;
 
 struct Device {
   void* ptr = nullptr;
@@ -90,23 +92,18 @@ std::vector<uint8_t> make_tokens(Rng& rng, int64_t total, int32_t heads, int32_t
   return out;
 }
 
-struct Case {
-  std::string name;
-  fo::DType dtype = fo::DType::kBFloat16;
-  int32_t heads = 4, kv_heads = 4, head_dim = 64;
-  std::vector<int32_t> lens_q{1000}, lens_kv{1000};
-  bool varlen = false;
-  int32_t block_q = 128, block_kv = 128;
-  std::vector<fo::TextRange> text;
-  bool device_text = false;
-  int32_t step = 30;
-  fo::PolicyConfig config;
-  int32_t pad = 0;
-  // config.query_score == kOutputChange: the two outputs' dtypes, dv (0 = head_dim), and whether
-  // a previous output exists (false: the first update).
-  fo::DType now_dtype = fo::DType::kBFloat16, prev_dtype = fo::DType::kBFloat16;
-  int32_t out_dim = 0;
-  bool has_prev = true;
+bool varlen = false;
+int32_t block_q = 128, block_kv = 128;
+std::vector<fo::TextRange> text;
+bool device_text = false;
+int32_t step = 30;
+fo::PolicyConfig config;
+int32_t pad = 0;
+// config.query_score == kOutputChange: the two outputs' dtypes, dv (0 = head_dim), and whether
+// a previous output exists (false: the first update).
+fo::DType now_dtype = fo::DType::kBFloat16, prev_dtype = fo::DType::kBFloat16;
+int32_t out_dim = 0;
+bool has_prev = true;
 };
 
 fo::TensorRef tokens_ref(void* data, const Case& c, bool varlen, int64_t batch, int64_t n,
@@ -504,131 +501,6 @@ void bench() {
   }
 }
 
-std::vector<Case> cases() {
-  std::vector<Case> out;
-  auto add = [&out](Case c) { out.push_back(std::move(c)); };
-  Case base;
-  base.name = "uniform B=2 text first, partial block";
-  base.lens_q = base.lens_kv = {1000, 1000};
-  base.text = {fo::text_first(200)};
-  add(base);
-  Case gqa = base;
-  gqa.name = "GQA 8/2 text last";
-  gqa.heads = 8, gqa.kv_heads = 2;
-  gqa.text = {fo::text_last(1000, 150)};
-  gqa.step = 45;
-  add(gqa);
-  Case vl;
-  vl.name = "varlen per-request text (host)";
-  vl.varlen = true;
-  vl.lens_q = vl.lens_kv = {700, 1300, 129};
-  vl.text = {{0, 100}, {1100, 1300}, {5, 60}};
-  vl.step = 40;
-  add(vl);
-  Case vd = vl;
-  vd.name = "varlen per-request text (device)";
-  vd.device_text = true;
-  add(vd);
-  Case v1 = vl;
-  v1.name = "varlen one text range on the device, GQA";
-  v1.text = {{0, 64}};
-  v1.device_text = true;
-  v1.heads = 6, v1.kv_heads = 3;
-  add(v1);
-  Case nt = base;
-  nt.name = "no text";
-  nt.text = {};
-  add(nt);
-  Case b1 = base;
-  b1.name = "block_q 64, block_kv 128";
-  b1.block_q = 64;
-  add(b1);
-  Case b2 = base;
-  b2.name = "block_q 128, block_kv 64";
-  b2.block_kv = 64;
-  b2.text = {{130, 290}};
-  add(b2);
-  Case tk = base;
-  tk.name = "kv_top_k 3";
-  tk.config.kv_top_k = 3;
-  add(tk);
-  Case kr = base;
-  kr.name = "keep_diagonal + keep_text_kv + skip_kv_for_text";
-  kr.config.keep_diagonal = kr.config.keep_text_kv = kr.config.skip_kv_for_text = true;
-  kr.text = {{300, 420}};
-  kr.step = 49;
-  add(kr);
-  Case uw = base;
-  uw.name = "weight_by_tokens off, tau 0.9 / 0.5";
-  uw.config.weight_by_tokens = false;
-  uw.config.tau_q = 0.9, uw.config.tau_kv = 0.5;
-  add(uw);
-  Case cr = base;
-  cr.name = "cross attention (cache_queries off, Nkv != Nq)";
-  cr.lens_kv = {777, 777};
-  cr.config.cache_queries = false;
-  add(cr);
-  Case ns = base;
-  ns.name = "skip_kv off";
-  ns.config.skip_kv = false;
-  add(ns);
-  Case s0 = base;
-  s0.name = "step 0 (threshold 0)";
-  s0.step = 0;
-  add(s0);
-  for (fo::DType t : {fo::DType::kFloat16, fo::DType::kFloat32, fo::DType::kFloat64}) {
-    Case dt = gqa;
-    dt.name = std::string("dtype ") + fo::dtype_name(t);
-    dt.dtype = t;
-    add(dt);
-  }
-  Case st = gqa;
-  st.name = "strided rows (scalar loads), d = 40";
-  st.pad = 3;
-  st.head_dim = 40;
-  add(st);
-  // QueryScore::kOutputChange: ranking by the relative output change (issue 5).
-  Case oc = base;
-  oc.name = "output change, text first, tau_q 0.9";
-  oc.config.query_score = fo::QueryScore::kOutputChange;
-  oc.config.tau_q = 0.9;
-  add(oc);
-  Case o0 = oc;
-  o0.name = "output change, step 0 (only unchanged blocks cached)";
-  o0.step = 0;
-  add(o0);
-  Case of = oc;
-  of.name = "output change, first update (no out_prev)";
-  of.has_prev = false;
-  add(of);
-  Case ov = vd;
-  ov.name = "output change, varlen device text, fp32 now / bf16 prev, dv 40 strided";
-  ov.config.query_score = fo::QueryScore::kOutputChange;
-  ov.now_dtype = fo::DType::kFloat32;
-  ov.out_dim = 40;
-  ov.pad = 3;
-  add(ov);
-  Case on = gqa;
-  on.name = "output change, no text, GQA, fp16 / fp64";
-  on.config.query_score = fo::QueryScore::kOutputChange;
-  on.text = {};
-  on.dtype = on.now_dtype = fo::DType::kFloat16;
-  on.prev_dtype = fo::DType::kFloat64;
-  add(on);
-  Case flux = bench_case(16896, 512, true);
-  flux.name = "FLUX-like N=16896 H=24 d=128, 512 text first";
-  add(flux);
-  Case hy = bench_case(33792, 256, false);
-  hy.name = "HunyuanVideo-like N=33792 H=24 d=128, 256 text last";
-  hy.step = 45;
-  add(hy);
-  Case ocf = flux;
-  ocf.name = "output change FLUX-like N=16896 H=24 dv=128";
-  ocf.config.query_score = fo::QueryScore::kOutputChange;
-  add(ocf);
-  return out;
-}
-
 }  // namespace
 
 // Flags: --probe (print the device and exit), --small (skip the N >= 16896 cases: for the
@@ -646,7 +518,7 @@ int main(int argc, char** argv) {
               prop.multiProcessorCount);
   if (argc > 1 && std::string(argv[1]) == "--probe") return 0;
   uint64_t seed = 1;
-  for (const Case& c : cases()) {
+  for (const Case& c : gpu_check::policy_cases()) {
     if (!small || c.lens_q[0] < 16896) check_case(c, seed);
     ++seed;
   }
