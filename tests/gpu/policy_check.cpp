@@ -92,20 +92,6 @@ std::vector<uint8_t> make_tokens(Rng& rng, int64_t total, int32_t heads, int32_t
   return out;
 }
 
-bool varlen = false;
-int32_t block_q = 128, block_kv = 128;
-std::vector<fo::TextRange> text;
-bool device_text = false;
-int32_t step = 30;
-fo::PolicyConfig config;
-int32_t pad = 0;
-// config.query_score == kOutputChange: the two outputs' dtypes, dv (0 = head_dim), and whether
-// a previous output exists (false: the first update).
-fo::DType now_dtype = fo::DType::kBFloat16, prev_dtype = fo::DType::kBFloat16;
-int32_t out_dim = 0;
-bool has_prev = true;
-};
-
 fo::TensorRef tokens_ref(void* data, const Case& c, bool varlen, int64_t batch, int64_t n,
                          int32_t heads, fo::Device dev, fo::DType dtype, int32_t dim) {
   fo::TensorRef r;
@@ -453,23 +439,12 @@ float time_ms(F&& call, int iters) {
   return ms / iters;
 }
 
-Case bench_case(int32_t n, int32_t text, bool text_first) {
-  Case c;
-  c.name = "N=" + std::to_string(n);
-  c.heads = c.kv_heads = 24;
-  c.head_dim = 128;
-  c.lens_q = c.lens_kv = {n};
-  c.text = {text_first ? fo::text_first(text) : fo::text_last(n, text)};
-  c.step = 20;
-  return c;
-}
-
 void bench() {
   std::printf(
       "\n-- timing (CUDA events, mean of 20 after 3 warm-ups; B = 1, H = 24, d = 128, bf16, "
       "step 20 of 50) --\n");
   for (int32_t n : {16896, 33792}) {
-    Problem pr(bench_case(n, 512, true), 1000 + n);
+    Problem pr(gpu_check::bench_case(n, 512, true), 1000 + n);
     GpuResult g(pr.gpu);
     const float ms = time_ms(
         [&] { fo::cuda::run_policy(pr.gpu, g.workspace->ptr, g.workspace->bytes, nullptr); }, 20);
