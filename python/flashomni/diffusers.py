@@ -9,7 +9,10 @@ Supported modules (diffusers 0.42 class names):
   proj_out over [attention | MLP] is replaced by FlashOmniProjOut (gemm_o with the MLP columns as
   extra always-active columns);
 - HunyuanVideo double- and single-stream blocks (HunyuanVideoTransformerBlock /
-  HunyuanVideoSingleTransformerBlock): text last (row_offset = video length for text rows).
+  HunyuanVideoSingleTransformerBlock): text last (row_offset = video length for text rows);
+- Wan 2.1 self-attention (WanTransformerBlock.attn1): video tokens only, so the policy gets no
+  text range; Q is RMS-normalised over all heads (project_q full_rows). The cross-attention to
+  the text (attn2: other keys, other length) keeps the stock processor.
 
 Example:
     engine = FlashOmniEngine(EngineConfig(schedule=ScheduleConfig(num_steps=50)))
@@ -32,9 +35,11 @@ __all__ = [
     "FluxDoubleProcessor",
     "FluxSingleProcessor",
     "HunyuanVideoProcessor",
+    "WanSelfAttentionProcessor",
     "FlashOmniProjOut",
     "apply_flux",
     "apply_hunyuan_video",
+    "apply_wan",
 ]
 
 
@@ -247,6 +252,52 @@ class HunyuanVideoProcessor:
         return attn.to_out[1](vid), txt
 
 
+def _wan_rotary(x, freqs_cos, freqs_sin):
+    """WanAttnProcessor's rotary embedding (a local function there): x [B, N, H, d], freqs
+    [1, N, 1, d] (each frequency twice, interleaved), pairs (2i, 2i + 1) rotated."""
+    x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
+    cos, sin = freqs_cos[..., 0::2], freqs_sin[..., 1::2]
+    out = torch.empty_like(x)
+    out[..., 0::2] = x1 * cos - x2 * sin
+    out[..., 1::2] = x1 * sin + x2 * cos
+    return out.type_as(x)
+
+
+class WanSelfAttentionProcessor:
+    """For WanAttention as a WanTransformerBlock's attn1 (WanAttnProcessor's place): self-
+    attention over the video tokens, no text in the sequence (the policy gets text=None).
+    norm_q / norm_k are RMS norms over all heads of a token, applied before the heads split, so
+    Q is projected with full_rows (every head of a query block active in any head). Returns the
+    output projection (to_out), like the stock processor."""
+
+    def __init__(self, layer):
+        self.layer = layer
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None,
+                 rotary_emb=None):
+        if encoder_hidden_states is not None or attn.add_k_proj is not None:
+            raise ValueError("argument 'encoder_hidden_states': WanSelfAttentionProcessor serves "
+                             "self-attention (attn1); cross-attention (attn2) keeps the stock "
+                             "processor")
+        if attention_mask is not None:
+            raise NotImplementedError("argument 'attention_mask': not supported by FlashOmni")
+        _check_unfused(attn)
+        layer = self.layer
+        heads, head_dim = _heads(attn)
+        if layer.begin() == StepKind.REUSE:
+            return attn.to_out[1](layer.project_o("out", None, attn.to_out[0], heads=heads,
+                                                  head_dim=head_dim))
+        q = layer.project_q(hidden_states, attn.to_q, heads=heads, full_rows=True)
+        q = _split_heads(attn.norm_q(q), heads)
+        k = _split_heads(attn.norm_k(attn.to_k(hidden_states)), heads)
+        v = _split_heads(attn.to_v(hidden_states), heads)
+        if rotary_emb is not None:
+            q, k = _wan_rotary(q, *rotary_emb), _wan_rotary(k, *rotary_emb)
+        o = layer.attention(q, k, v, text=None).flatten(2, 3).to(q.dtype)
+        return attn.to_out[1](layer.project_o("out", o, attn.to_out[0], heads=heads,
+                                              head_dim=head_dim))
+
+
 def _swap(undo, module, processor):
     undo.append((module.set_processor, module.processor))
     module.set_processor(processor)
@@ -296,4 +347,14 @@ def apply_hunyuan_video(model, engine):
         layer = engine.layer(f"single_transformer_blocks.{i}")
         _swap(undo, block.attn, HunyuanVideoProcessor(layer))
         _wrap_proj_out(undo, block, layer, block.attn)
+    return _undoer(undo)
+
+
+def apply_wan(model, engine):
+    """Installs FlashOmni on a diffusers WanTransformer3DModel's self-attention (blocks.i.attn1,
+    layer "blocks.i"); the cross-attention (attn2) keeps its stock processor. Returns the undo
+    callable."""
+    undo = []
+    for i, block in enumerate(model.blocks):
+        _swap(undo, block.attn1, WanSelfAttentionProcessor(engine.layer(f"blocks.{i}")))
     return _undoer(undo)

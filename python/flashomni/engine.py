@@ -40,6 +40,7 @@ import importlib
 import math
 from typing import Callable, Dict, List, Optional, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -220,6 +221,8 @@ class LayerEngine:
         self._policy_ran = False
         self._gemm_symbols: Optional[Symbols] = None  # what gemm_o uses at this step
         self._all_cached: Optional[Symbols] = None  # every query block cached (reuse steps)
+        self._full_rows = False  # the caller mixes a token's heads after the Q projection
+        self._row_symbols: Optional[Symbols] = None  # q bits OR-ed over heads (full_rows)
         self._projections: Dict[str, _Projection] = {}
         self.reports = []
 
@@ -276,17 +279,28 @@ class LayerEngine:
                                f"{now} (call begin() first)")
 
     # ---- the three stages ---------------------------------------------------------------
-    def project_q(self, x, linear, *, heads, row_offset=0):
+    def project_q(self, x, linear, *, heads, row_offset=0, full_rows=False):
         """Q = x W^T + b: dense at an update, active (block, head) tiles only at a dispatch
         (rows of cached tiles are 0), or every row with cuBLAS at a dispatch whose query density
         is above dense_q_above (the attention reads active tiles' rows only: same output). Row m
-        of x is token m + row_offset of the attention."""
+        of x is token m + row_offset of the attention.
+
+        full_rows: the caller mixes a token's heads after this projection (Wan's RMS norm of Q
+        over all heads), so a token's active head needs the token's other heads too. A dispatch
+        step then computes every head of each query block that is active in any head (the
+        union over heads; blocks cached in every head stay 0), and dense_q compares the union's
+        density with dense_q_above. Pass it at every step of the layer (the update step decides
+        the union with the symbols)."""
         self._require(StepKind.UPDATE, StepKind.DISPATCH)
+        self._full_rows = self._full_rows or full_rows
         dense_torch = (self.dense_q if self.kind == StepKind.DISPATCH else
                        self.config.update_backend == "torch")
         if dense_torch:
             return F.linear(x, linear.weight, linear.bias)
-        return ops.gemm_q(x, linear.weight, linear.bias, heads=heads, symbols=self._gemm_symbols,
+        symbols = self._gemm_symbols
+        if full_rows and self.kind == StepKind.DISPATCH:
+            symbols = self._row_symbols  # None (dense) if full_rows was not passed at the update
+        return ops.gemm_q(x, linear.weight, linear.bias, heads=heads, symbols=symbols,
                           row_offset=row_offset)
 
     def attention(self, q, k, v, *, text=None, softmax_scale=None):
@@ -321,6 +335,10 @@ class LayerEngine:
         self.density = symbols.density()  # reads the words on the host: an update step only
         self.reuse = self.density["query"]["overall"] < cfg.reuse_below
         self.dense_q = self.density["query"]["overall"] > cfg.dense_q_above
+        self._row_symbols = None
+        if self._full_rows:
+            self._row_symbols = _heads_union(symbols)
+            self.dense_q = self._row_symbols.density()["query"]["overall"] > cfg.dense_q_above
         self._all_cached = _all_cached_like(symbols)
         self._gemm_symbols = self._all_cached if self.reuse else symbols
         self._fc_steps = list(self._update_steps)
@@ -416,6 +434,21 @@ def _all_cached_like(symbols):
     kv_zeros = (torch.zeros_like(kv) if isinstance(kv, torch.Tensor) else
                 torch.zeros(tuple(kv.shape), dtype=torch.int32))
     return symbols._like(zeros, kv_zeros)
+
+
+def _heads_union(symbols):
+    """Symbols whose query bits are, in every head, the OR of all heads' bits (the same key
+    bits): what GEMM-Q computes for a caller that mixes a token's heads (project_q full_rows)."""
+    q = symbols.q_bits
+    if isinstance(q, np.ndarray):
+        union = np.bitwise_or.reduce(q, axis=1, keepdims=True)
+        return symbols._like(np.ascontiguousarray(np.broadcast_to(union, q.shape)),
+                             symbols.kv_bits)
+    q = torch.as_tensor(q)
+    union = q[:, :1].clone()
+    for h in range(1, q.shape[1]):
+        union |= q[:, h:h + 1]
+    return symbols._like(union.expand_as(q).contiguous(), symbols.kv_bits)
 
 
 class FlashOmniEngine:

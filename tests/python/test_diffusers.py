@@ -1,6 +1,7 @@
 """FlashOmni Python tests: the diffusers processors (flashomni.diffusers) in tiny real diffusers
-models with random weights — FluxTransformer2DModel (text first; double- and single-stream) and
-HunyuanVideoTransformer3DModel (text last) — on the CPU backend. All symbols active: equal to the
+models with random weights — FluxTransformer2DModel (text first; double- and single-stream),
+HunyuanVideoTransformer3DModel (text last) and WanTransformer3DModel (self-attention without text,
+Q normalised over all heads; cross-attention stock) — on the CPU backend. All symbols active: equal to the
 stock processors at every step. Sparse: the model equals a stock run whose output projections
 see the cached (block, head) tiles of their input replaced by the Taylor forecast of the stock
 attention outputs (so cached rows keep their forecast, active rows are fresh). Skipped without
@@ -13,7 +14,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 import flashomni as fo  # noqa: E402
-from diffusers import FluxTransformer2DModel, HunyuanVideoTransformer3DModel  # noqa: E402
+from diffusers import (FluxTransformer2DModel, HunyuanVideoTransformer3DModel,  # noqa: E402
+                       WanTransformer3DModel)
 from flashomni import diffusers as fod  # noqa: E402
 from flashomni import engine as fe  # noqa: E402
 
@@ -27,7 +29,7 @@ class MaskPolicy:
         self.calls = []
 
     def __call__(self, q, k, *, step, num_steps, text, block_q, block_kv, config):
-        self.calls.append((step, tuple(text)))
+        self.calls.append((step, None if text is None else tuple(text)))
         nq = self.q_mask.shape[-1]
         assert q.shape[1] == k.shape[1] and (q.shape[1] + block_q - 1) // block_q == nq
         kv = np.ones(self.q_mask.shape + (nq,), dtype=bool)
@@ -93,6 +95,24 @@ def hunyuan(mask=None):
     return model, forward, outs, fod.apply_hunyuan_video, (n_vid, n_vid + n_txt)
 
 
+def wan():
+    torch.manual_seed(0)
+    model = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=HEADS,
+                                  attention_head_dim=HEAD_DIM, in_channels=4, out_channels=4,
+                                  text_dim=32, freq_dim=32, ffn_dim=64, num_layers=2).eval()
+    g = torch.Generator().manual_seed(1)
+    # 4 frames of 8 x 9 patches: 288 video tokens, query blocks 0..3 full, block 4 half (32).
+    x0, x1 = (torch.randn(1, 4, 4, 16, 18, generator=g) for _ in range(2))
+    ctx = torch.randn(1, 24, 32, generator=g)  # the cross-attention's keys: 24 text tokens
+
+    def forward(s):
+        return model(hidden_states=x0 + 0.1 * s * x1, timestep=torch.tensor([1000.0 - 100 * s]),
+                     encoder_hidden_states=ctx).sample
+
+    outs = [(b.attn1.to_out[0], f"blocks.{i}", 0) for i, b in enumerate(model.blocks)]
+    return model, forward, outs, fod.apply_wan, None
+
+
 # ---- the reference: stock model, output projections fed the forecast on cached tiles ----------
 def expected_run(model, forward, outs, schedule, q_mask, order):
     """Stock forward passes; at dispatch steps each output projection's input has its cached
@@ -136,9 +156,8 @@ def run_steps(model, forward, set_step=lambda s: None):
     for s in range(STEPS):
         set_step(s)
         blocks = []
-        handles = [b.register_forward_hook(lambda m, args, out: blocks.extend(out))
-                   for b in list(model.transformer_blocks) +
-                   list(model.single_transformer_blocks)]
+        handles = [b.register_forward_hook(lambda m, args, out: blocks.extend(
+            out if isinstance(out, tuple) else (out,))) for b in transformer_blocks(model)]
         try:
             results.append([forward(s)] + blocks)
         finally:
@@ -147,9 +166,15 @@ def run_steps(model, forward, set_step=lambda s: None):
     return results
 
 
+def transformer_blocks(model):
+    """FLUX / HunyuanVideo: double- then single-stream blocks (2 outputs each); Wan: blocks."""
+    names = ("transformer_blocks", "single_transformer_blocks", "blocks")
+    return [b for name in names for b in getattr(model, name, [])]
+
+
 def assert_steps_close(got, expect):
     for s, (g, e) in enumerate(zip(got, expect)):
-        assert len(g) == len(e) == 5  # model output, 2 blocks x 2 streams
+        assert len(g) == len(e) and len(g) in (3, 5)  # model output, every block's outputs
         for gi, ei in zip(g, e):
             torch.testing.assert_close(gi, ei, rtol=1e-4, atol=1e-4,
                                        msg=lambda m, s=s: f"step {s}: {m}")
@@ -163,12 +188,18 @@ def flashomni_run(model, forward, apply, engine):
         undo()
 
 
-MODELS = {"flux": flux, "hunyuan": hunyuan}
-# Per head, 5 (FLUX: text block 0) or 3 (HunyuanVideo: text block 2) query blocks.
-SPARSE = {"flux": [[[1, 1, 0, 1, 0], [1, 0, 1, 0, 1]]], "hunyuan": [[[0, 1, 1], [1, 0, 1]]]}
+MODELS = {"flux": flux, "hunyuan": hunyuan, "wan": wan}
+LAYERS = {"flux": ["single_transformer_blocks.0", "transformer_blocks.0"],
+          "hunyuan": ["single_transformer_blocks.0", "transformer_blocks.0"],
+          "wan": ["blocks.0", "blocks.1"]}
+# Per head, 5 (FLUX: text block 0; Wan: no text) or 3 (HunyuanVideo: text block 2) query blocks.
+# Wan: blocks 0, 1, 4 active in one head only (GEMM-Q computes both heads: Q's RMS norm spans
+# them), block 3 cached in both; query density 1/2, union over heads 4/5.
+SPARSE = {"flux": [[[1, 1, 0, 1, 0], [1, 0, 1, 0, 1]]], "hunyuan": [[[0, 1, 1], [1, 0, 1]]],
+          "wan": [[[1, 0, 1, 0, 0], [0, 1, 1, 0, 1]]]}
 
 
-@pytest.mark.parametrize("name", ["flux", "hunyuan"])
+@pytest.mark.parametrize("name", ["flux", "hunyuan", "wan"])
 @pytest.mark.parametrize("dense_q_above", [0.75, 1.0])  # Q by cuBLAS / by gemm_q (row offsets)
 def test_all_symbols_active_equals_stock_processors(name, dense_q_above):
     model, forward, _, apply, text = MODELS[name]()
@@ -179,21 +210,22 @@ def test_all_symbols_active_equals_stock_processors(name, dense_q_above):
         engine = make_engine(policy, dense_q_above=dense_q_above)
         got = flashomni_run(model, forward, apply, engine)
     assert_steps_close(got, stock)
-    assert sorted(engine.layers) == ["single_transformer_blocks.0", "transformer_blocks.0"]
+    assert sorted(engine.layers) == LAYERS[name]
     assert policy.calls == [(s, text) for s in (1, 3, 5) for _ in range(2)]
-    kinds = [r.kind for r in engine.layers["transformer_blocks.0"].reports]
+    kinds = [r.kind for r in engine.layers[LAYERS[name][1]].reports]
     assert kinds == [fe.StepKind.UPDATE] * 2 + [fe.StepKind.DISPATCH, fe.StepKind.UPDATE] * 3
     for layer in engine.layers.values():
         dense_q = [r.dense_q for r in layer.reports if r.kind == fe.StepKind.DISPATCH]
         assert dense_q == [dense_q_above < 1.0] * 3
 
 
-@pytest.mark.parametrize("name", ["flux", "hunyuan"])
+@pytest.mark.parametrize("name, dense_q_above", [("flux", 0.75), ("hunyuan", 0.75),
+                                                 ("wan", 0.75), ("wan", 1.0)])
 @pytest.mark.parametrize("order", [0, 2])
-def test_cached_tiles_keep_their_forecast(name, order):
+def test_cached_tiles_keep_their_forecast(name, dense_q_above, order):
     model, forward, outs, apply, _ = MODELS[name]()
     q_mask = np.array(SPARSE[name], dtype=bool)
-    engine = make_engine(MaskPolicy(q_mask), order=order)
+    engine = make_engine(MaskPolicy(q_mask), order=order, dense_q_above=dense_q_above)
     with torch.no_grad():
         got = flashomni_run(model, forward, apply, engine)
         expect = expected_run(model, forward, outs, engine.schedule, q_mask, order)
@@ -201,9 +233,12 @@ def test_cached_tiles_keep_their_forecast(name, order):
     assert_steps_close(got, expect)
     # The forecast is not the fresh value: the dispatch steps really differ from dense.
     assert (got[4][0] - stock[4][0]).abs().max() > 1e-3
+    if name == "wan":  # dense Q above 0.75: decided by the union over heads (4/5), not 1/2
+        assert all(r.dense_q == (dense_q_above < 1.0) for layer in engine.layers.values()
+                   for r in layer.reports if r.kind == fe.StepKind.DISPATCH)
 
 
-@pytest.mark.parametrize("name", ["flux", "hunyuan"])
+@pytest.mark.parametrize("name", ["flux", "hunyuan", "wan"])
 def test_whole_layer_reuse_below_the_density_threshold(name):
     model, forward, outs, apply, _ = MODELS[name]()
     nq = len(SPARSE[name][0][0])
@@ -231,6 +266,17 @@ def test_undo_restores_stock_modules():
     assert block.attn.processor is stock_proc and block.proj_out is stock_proj
 
 
+def test_wan_undo_restores_stock_processors_and_cross_attention_stays_stock():
+    model, forward, _, apply, _ = wan()
+    stock = [(b.attn1.processor, b.attn2.processor) for b in model.blocks]
+    undo = apply(model, make_engine(MaskPolicy(np.ones((1, HEADS, 5)))))
+    for b, (self_proc, cross_proc) in zip(model.blocks, stock):
+        assert isinstance(b.attn1.processor, fod.WanSelfAttentionProcessor)
+        assert b.attn2.processor is cross_proc
+    undo()
+    assert [(b.attn1.processor, b.attn2.processor) for b in model.blocks] == stock
+
+
 def test_padding_text_mask_is_rejected():
     mask = torch.ones(1, 64, dtype=torch.int64)
     mask[0, 60:] = 0
@@ -241,15 +287,16 @@ def test_padding_text_mask_is_rejected():
         forward(0)
 
 
-def test_fused_projections_are_rejected():
-    model, forward, _, apply, _ = flux()
+@pytest.mark.parametrize("name", ["flux", "wan"])
+def test_fused_projections_are_rejected(name):
+    model, forward, _, apply, _ = MODELS[name]()
     model.fuse_qkv_projections()
     apply(model, make_engine(MaskPolicy(np.ones((1, HEADS, 5)))))
     with torch.no_grad(), pytest.raises(NotImplementedError, match="unfused"):
         forward(0)
 
 
-@pytest.mark.parametrize("name", ["flux", "hunyuan"])
+@pytest.mark.parametrize("name", ["flux", "hunyuan", "wan"])
 def test_runs_with_the_default_policy(name):
     pytest.importorskip("flashomni.policy")
     model, forward, _, apply, _ = MODELS[name]()
