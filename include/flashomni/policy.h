@@ -71,6 +71,11 @@ double policy_phi(int32_t step, int32_t num_steps);
 // Which side of the attention a tensor is (selects q or kv lengths / offsets of SeqLens).
 enum class SeqSide { kQuery, kKey };
 
+// Checks a host per-token tensor against one side of `seqlens`: [B, N, H, d] (uniform) or
+// [total, H, d] (varlen), fp32/fp64/fp16/bf16, CPU, last dim contiguous; names `name` (and
+// cu_seqlens_q / cu_seqlens_kv) on error. Shared by pooling and the output-change score.
+void check_token_tensor(const TensorRef& x, const char* name, const SeqLens& seqlens, SeqSide side);
+
 // Step 1 output: per-block means, fp64.
 struct PooledBlocks {
   int32_t batch = 0, heads = 0, blocks = 0, head_dim = 0, block = 0;

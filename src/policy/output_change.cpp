@@ -10,40 +10,14 @@
 #include "flashomni/policy.h"
 
 namespace flashomni {
-namespace {
-
-void check_output(const TensorRef& x, const char* name, const SeqLens& seqlens, bool varlen) {
-  check_defined(x, name);
-  check_device(x, name, Device::kCPU);
-  check_dtype(x, name, {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16});
-  check_last_dim_contiguous(x, name);
-  check_ndim(x, name, {varlen ? 3 : 4});
-  if (varlen) {
-    const int32_t* cu = seqlens.cu_seqlens_q;
-    for (int32_t b = 0; b < seqlens.batch; ++b) {
-      FLASHOMNI_CHECK_ARG(cu[b] >= 0 && cu[b + 1] >= cu[b], "cu_seqlens_q",
-                          "expected non-decreasing offsets from 0, entry ", b + 1, " is ",
-                          cu[b + 1]);
-    }
-    FLASHOMNI_CHECK_ARG(x.shape[0] >= cu[seqlens.batch], name, "expected at least ",
-                        cu[seqlens.batch], " tokens, got ", x.shape[0]);
-  } else {
-    FLASHOMNI_CHECK_ARG(x.shape[0] == seqlens.batch, name, "expected batch ", seqlens.batch,
-                        ", got ", x.shape[0]);
-    FLASHOMNI_CHECK_ARG(x.shape[1] == seqlens.seqlen_q, name, "expected ", seqlens.seqlen_q,
-                        " tokens, got ", x.shape[1]);
-  }
-}
-
-}  // namespace
 
 std::vector<double> output_change_scores(const TensorRef& out_now, const TensorRef& out_prev,
                                          const SeqLens& seqlens, int32_t block_q) {
   FLASHOMNI_CHECK_ARG(block_q > 0, "block_q", "expected > 0, got ", block_q);
   FLASHOMNI_CHECK_ARG(seqlens.batch > 0, "seqlens.batch", "expected > 0, got ", seqlens.batch);
   const bool varlen = seqlens.cu_seqlens_q != nullptr;
-  check_output(out_now, "out_now", seqlens, varlen);
-  check_output(out_prev, "out_prev", seqlens, varlen);
+  check_token_tensor(out_now, "out_now", seqlens, SeqSide::kQuery);
+  check_token_tensor(out_prev, "out_prev", seqlens, SeqSide::kQuery);
   const int a = varlen ? 0 : 1;  // first per-token axis
   FLASHOMNI_CHECK_ARG(out_prev.shape[a + 1] == out_now.shape[a + 1] &&
                           out_prev.shape[a + 2] == out_now.shape[a + 2],

@@ -25,29 +25,18 @@ int32_t side_max_len(const SeqLens& s, SeqSide side) {
 
 }  // namespace
 
-double policy_phi(int32_t step, int32_t num_steps) {
-  FLASHOMNI_CHECK_ARG(num_steps > 0, "num_steps", "expected > 0, got ", num_steps);
-  FLASHOMNI_CHECK_ARG(step >= 0 && step < num_steps, "step", "expected in [0, ", num_steps,
-                      "), got ", step);
-  const double r = static_cast<double>(step) / num_steps;
-  return r * r;
-}
-
-PooledBlocks pool_blocks(const TensorRef& x, const SeqLens& seqlens, SeqSide side, int32_t block) {
-  const char* name = side == SeqSide::kQuery ? "q" : "k";
+void check_token_tensor(const TensorRef& x, const char* name, const SeqLens& seqlens,
+                        SeqSide side) {
   check_defined(x, name);
   check_device(x, name, Device::kCPU);
   check_dtype(x, name, {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16});
   check_last_dim_contiguous(x, name);
-  FLASHOMNI_CHECK_ARG(block > 0, "block", "expected > 0, got ", block);
-  FLASHOMNI_CHECK_ARG(seqlens.batch > 0, "seqlens.batch", "expected > 0, got ", seqlens.batch);
   const int32_t* cu = side_offsets(seqlens, side);
-  const bool varlen = cu != nullptr;
-  check_ndim(x, name, {varlen ? 3 : 4});
-  const int a = varlen ? 0 : 1;  // first per-token axis
-  if (varlen) {
+  const char* cu_name = side == SeqSide::kQuery ? "cu_seqlens_q" : "cu_seqlens_kv";
+  check_ndim(x, name, {cu != nullptr ? 3 : 4});
+  if (cu != nullptr) {
     for (int32_t b = 0; b < seqlens.batch; ++b) {
-      FLASHOMNI_CHECK_ARG(cu[b] >= 0 && cu[b + 1] >= cu[b], "cu_seqlens",
+      FLASHOMNI_CHECK_ARG(cu[b] >= 0 && cu[b + 1] >= cu[b], cu_name,
                           "expected non-decreasing offsets from 0, entry ", b + 1, " is ",
                           cu[b + 1]);
     }
@@ -59,6 +48,24 @@ PooledBlocks pool_blocks(const TensorRef& x, const SeqLens& seqlens, SeqSide sid
     FLASHOMNI_CHECK_ARG(x.shape[1] == side_len(seqlens, side, 0), name, "expected ",
                         side_len(seqlens, side, 0), " tokens, got ", x.shape[1]);
   }
+}
+
+double policy_phi(int32_t step, int32_t num_steps) {
+  FLASHOMNI_CHECK_ARG(num_steps > 0, "num_steps", "expected > 0, got ", num_steps);
+  FLASHOMNI_CHECK_ARG(step >= 0 && step < num_steps, "step", "expected in [0, ", num_steps,
+                      "), got ", step);
+  const double r = static_cast<double>(step) / num_steps;
+  return r * r;
+}
+
+PooledBlocks pool_blocks(const TensorRef& x, const SeqLens& seqlens, SeqSide side, int32_t block) {
+  const char* name = side == SeqSide::kQuery ? "q" : "k";
+  FLASHOMNI_CHECK_ARG(block > 0, "block", "expected > 0, got ", block);
+  FLASHOMNI_CHECK_ARG(seqlens.batch > 0, "seqlens.batch", "expected > 0, got ", seqlens.batch);
+  check_token_tensor(x, name, seqlens, side);
+  const int32_t* cu = side_offsets(seqlens, side);
+  const bool varlen = cu != nullptr;
+  const int a = varlen ? 0 : 1;  // first per-token axis
   PooledBlocks p;
   p.batch = seqlens.batch;
   p.heads = static_cast<int32_t>(x.shape[a + 1]);
