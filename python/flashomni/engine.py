@@ -38,7 +38,7 @@ import dataclasses
 import enum
 import importlib
 import math
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -132,6 +132,9 @@ class PolicyConfig:
     softmax_scale: float = 0.0
 
 
+# Per-layer (tau_q, tau_kv); either may be None to keep EngineConfig.policy's value.
+Thresholds = Tuple[Optional[float], Optional[float]]
+
 # policy_fn(q, k, *, step, num_steps, text, block_q, block_kv, config) -> Symbols, with q
 # [B, N, H, d] and k [B, N, Hkv, d] on one device, text a (begin, end) token range (or None),
 # config a PolicyConfig; the Symbols must live on q's device.
@@ -174,6 +177,28 @@ class EngineConfig:
     # below ~0.75. Safe for the output: the attention never reads the Q rows of cached (block,
     # head) tiles, so computing them changes nothing. 1.0 turns it off (always gemm_q).
     dense_q_above: float = 0.75
+    # Per-layer thresholds (issue 5): overrides of policy.tau_q / tau_kv for some layers, as a
+    # dict {layer: (tau_q, tau_kv)} or a callable layer_index -> (tau_q, tau_kv) or None. A layer
+    # is its index (the order FlashOmniEngine.layer() first met it: apply_flux numbers the
+    # double-stream blocks 0..18, then the single-stream ones 19..56; apply_wan blocks.i is i)
+    # or, in a dict, its name ("single_transformer_blocks.3"; a name entry wins over an index
+    # entry). None in a pair keeps that global value; a layer not covered keeps both. E.g.
+    # {0: (0.0, 0.0)} keeps the first layer dense (phi(s) * 0 caches and skips nothing), or
+    # lambda i: (0.3, 0.1) if i < 10 else None makes the first ten layers more conservative.
+    layer_thresholds: Optional[Union[Dict[Union[int, str], Thresholds],
+                                     Callable[[int], Optional[Thresholds]]]] = None
+
+
+def _check_thresholds(pair, where):
+    """(tau_q, tau_kv) with each None or a finite float >= 0 (the C policy's range)."""
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+        raise ValueError(f"argument '{where}': expected a pair (tau_q, tau_kv), got {pair!r}")
+    for name, v in zip(("tau_q", "tau_kv"), pair):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
+                              or not math.isfinite(v) or v < 0):
+            raise ValueError(f"argument '{where}': expected {name} None or a finite number >= "
+                             f"0, got {v!r}")
+    return tuple(pair)
 
 
 @dataclasses.dataclass
@@ -203,9 +228,10 @@ class LayerEngine:
     """One attention layer's Update–Dispatch state (the C++ LayerEngine's Python twin). The
     processors call begin() once per step, then project_q / attention / project_o."""
 
-    def __init__(self, engine, name):
+    def __init__(self, engine, name, index=0):
         self.engine = engine
         self.name = name
+        self.index = index  # creation order in the engine (EngineConfig.layer_thresholds)
         self.reports: List[StepReport] = []
         self.reset()
 
@@ -229,6 +255,12 @@ class LayerEngine:
     @property
     def config(self):
         return self.engine.config
+
+    @property
+    def policy(self):
+        """The PolicyConfig this layer's updates use: config.policy with the layer's
+        layer_thresholds applied."""
+        return self.engine._layer_policy(self.index, self.name)
 
     # ---- step control -------------------------------------------------------------------
     def begin(self):
@@ -323,7 +355,7 @@ class LayerEngine:
 
     def _choose_symbols(self, q, k, text, softmax_scale):
         cfg = self.config
-        policy = cfg.policy
+        policy = self.policy
         if softmax_scale and not policy.softmax_scale:
             policy = dataclasses.replace(policy, softmax_scale=float(softmax_scale))
         symbols = self.engine.policy_fn(q, k, step=self.step,
@@ -476,14 +508,43 @@ class FlashOmniEngine:
         if c.cache_dtype not in (torch.float32, torch.float16, torch.bfloat16):
             raise ValueError(f"argument 'cache_dtype': expected float32 or the storage dtype, got "
                              f"{c.cache_dtype}")
+        lt = c.layer_thresholds
+        if isinstance(lt, dict):
+            for key, pair in lt.items():
+                if isinstance(key, bool) or not isinstance(key, (int, str)):
+                    raise ValueError(f"argument 'layer_thresholds': expected layer indices or "
+                                     f"names as keys, got {key!r}")
+                _check_thresholds(pair, f"layer_thresholds[{key!r}]")
+        elif lt is not None and not callable(lt):
+            raise ValueError(f"argument 'layer_thresholds': expected None, a dict or a callable, "
+                             f"got {type(lt).__name__}")
         self.policy_fn = policy_fn or flashomni_policy
         self.layers: Dict[str, LayerEngine] = {}
         self.step = 0
 
     def layer(self, name):
         if name not in self.layers:
-            self.layers[name] = LayerEngine(self, name)
+            self.layers[name] = LayerEngine(self, name, index=len(self.layers))
         return self.layers[name]
+
+    def _layer_policy(self, index, name):
+        """config.policy with layer `index` / `name`'s layer_thresholds applied."""
+        lt = self.config.layer_thresholds
+        if lt is None:
+            pair = None
+        elif isinstance(lt, dict):
+            pair = lt.get(name, lt.get(index))
+        else:
+            pair = lt(index)
+            if pair is not None:
+                pair = _check_thresholds(pair, f"layer_thresholds({index})")
+        policy = self.config.policy
+        if pair is None:
+            return policy
+        tau_q, tau_kv = pair
+        return dataclasses.replace(policy,
+                                   tau_q=policy.tau_q if tau_q is None else float(tau_q),
+                                   tau_kv=policy.tau_kv if tau_kv is None else float(tau_kv))
 
     def set_step(self, step):
         """The denoising step (0-based) the next forward pass runs."""

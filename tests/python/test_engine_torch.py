@@ -334,3 +334,76 @@ def test_default_policy_is_flashomni_run_policy():
     for a, b in zip(got.to_masks(), expect.to_masks()):
         np.testing.assert_array_equal(a, b)
     assert [r.kind for r in layer.reports][2] == fe.StepKind.DISPATCH
+
+
+class RecordingPolicy(MaskPolicy):
+    """MaskPolicy (all active) that also records the PolicyConfig each layer's update hands it."""
+
+    def __init__(self):
+        super().__init__(np.ones((1, HEADS, 4)))
+        self.configs = []
+
+    def __call__(self, q, k, *, config, **kw):
+        self.configs.append((config.tau_q, config.tau_kv))
+        return super().__call__(q, k, config=config, **kw)
+
+
+@pytest.mark.parametrize("thresholds", [
+    {0: (0.0, 0.0), "l1": (0.9, None), 1: (0.1, 0.1)},  # the name entry wins over index 1
+    lambda i: [(0.0, 0.0), (0.9, None), None][i],
+])
+def test_layer_thresholds_override_the_policy_per_layer(thresholds):
+    m = TinyLayer()
+    policy = RecordingPolicy()
+    engine = make_engine(policy, steps=4, layer_thresholds=thresholds)
+    layers = [engine.layer(f"l{i}") for i in range(3)]
+    engine.config.policy = fe.PolicyConfig(tau_q=0.4, tau_kv=0.2)  # read at each update
+    assert [layer.index for layer in layers] == [0, 1, 2]
+    with torch.no_grad():
+        engine.set_step(1)  # the next step is a dispatch: every layer's policy runs
+        for layer in layers:
+            m.flashomni(layer, inputs(1)[0])
+    # None keeps the global value; layer 2 is not covered.
+    assert policy.configs == [(0.0, 0.0), (0.9, 0.2), (0.4, 0.2)]
+    assert layers[1].policy.tau_q == 0.9 and engine.config.policy.tau_q == 0.4
+
+
+def test_two_layers_with_different_thresholds_get_different_densities():
+    """The default policy on identical layers and inputs: layer 0 with tau 0 keeps everything
+    (tau * phi(s) = 0), layer 1 with tau 1 caches query blocks and skips key blocks, exactly as
+    run_policy with those thresholds."""
+    policy = pytest.importorskip("flashomni.policy")
+    m = TinyLayer()
+    engine = make_engine(None, layer_thresholds={0: (0.0, 0.0), 1: (1.0, 1.0)})
+    layers = [engine.layer("l0"), engine.layer("l1")]
+    xs = inputs(8)
+    with torch.no_grad():
+        for s, x in enumerate(xs):
+            engine.set_step(s)
+            for layer in layers:
+                m.flashomni(layer, x)
+        q, k, _ = m.qkv(xs[5])
+    dense, sparse = (layer.reports[6] for layer in layers)  # dispatch 6: symbols of update 5
+    assert dense.kind == sparse.kind == fe.StepKind.DISPATCH
+    assert dense.query_density == dense.kv_density == 1.0
+    assert sparse.query_density < 1.0 and sparse.kv_density < 1.0
+    expect = policy.run_policy(q, k, step=5, num_steps=8, text=(0, N_TXT), block_q=BLOCK,
+                               block_kv=BLOCK, tau_q=1.0, tau_kv=1.0)
+    for a, b in zip(layers[1].symbols.to_masks(), expect.to_masks()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("thresholds, match", [
+    ({0: (0.5,)}, r"'layer_thresholds\[0\]'"), ({"l0": (-0.1, 0.1)}, "tau_q"),
+    ({0: (0.1, float("nan"))}, "tau_kv"), ({1.5: (0.1, 0.1)}, "'layer_thresholds'"),
+    ((0.1, 0.1), "'layer_thresholds'"),
+])
+def test_layer_threshold_errors_name_the_entry(thresholds, match):
+    with pytest.raises(ValueError, match=match):
+        fe.FlashOmniEngine(fe.EngineConfig(layer_thresholds=thresholds))
+
+
+def test_layer_threshold_callable_result_is_checked():
+    engine = fe.FlashOmniEngine(fe.EngineConfig(layer_thresholds=lambda i: (0.1, -1.0)))
+    with pytest.raises(ValueError, match=r"'layer_thresholds\(0\)'.*tau_kv"):
+        engine.layer("l0").policy
