@@ -229,7 +229,7 @@ def engine_config(args, dtype, tau_q, tau_kv):
                                    interval=args.interval),
         policy=fe.PolicyConfig(tau_q=tau_q, tau_kv=tau_kv),
         taylor_order=args.order, reuse_below=args.reuse_below,
-        dense_q_above=args.dense_q_above,
+        dense_q_above=args.dense_q_above, query_score=args.query_score,
         cache_dtype=torch.float32 if args.cache_dtype == "float32" else dtype)
 
 
@@ -301,7 +301,7 @@ def run_model(name, builder, args, device, dtype):
         updates=engine.schedule.update_steps()), engine=dict(
         taylor_order=args.order, reuse_below=args.reuse_below, tau_q=args.tau_q,
         tau_kv=args.tau_kv, cache_dtype=args.cache_dtype, update_backend=cfg.update_backend,
-        dense_q_above=cfg.dense_q_above))
+        dense_q_above=cfg.dense_q_above, query_score=cfg.query_score))
     with torch.no_grad(), sdpa_context(device):
         dense_x, result["dense"] = dense_arm(name, forward, latents, sigmas, args, dense_setup)
         fo_x, result["flashomni"] = flashomni_arm(name, forward, latents, sigmas, args, apply,
@@ -439,6 +439,10 @@ def main():
     ap.add_argument("--dense-q-above", type=float, default=fe.EngineConfig.dense_q_above,
                     help="dispatch steps of layers above this query density project Q with "
                          "cuBLAS (1.0: always gemm_q)")
+    ap.add_argument("--query-score", choices=("text_image", "output_change"),
+                    default=fe.EngineConfig.query_score,
+                    help="what ranks query blocks for caching (EngineConfig.query_score); "
+                         "output_change keeps each layer's last update attention output")
     ap.add_argument("--policy-sweep", nargs="?", const=SWEEP_DEFAULT, default=None,
                     metavar="TQ,TKV;...",
                     help=f"HunyuanVideo shape only: the FlashOmni arm per (tau_q, tau_kv) "

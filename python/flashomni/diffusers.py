@@ -270,8 +270,9 @@ class WanSelfAttentionProcessor:
     Q is projected with full_rows (every head of a query block active in any head). Returns the
     output projection (to_out), like the stock processor. Without text the default policy's
     text-image score caches no query block (only key blocks are skipped: measured on the tiny
-    test model, query density 1, key density 0.6-0.8 at tau 1): query caching needs a policy_fn
-    with the output-change score (run_policy(query_score="output_change"))."""
+    test model, query density 1, key density 0.6-0.8 at tau 1): query caching needs the
+    output-change score, EngineConfig(query_score="output_change") (tests/python/
+    test_diffusers.py: query density < 1 on the tiny model at tau_q 1)."""
 
     def __init__(self, layer):
         self.layer = layer

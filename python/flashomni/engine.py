@@ -4,7 +4,9 @@ Mirrors the C++ engine (engine.h: Schedule, the Taylor forecast, LayerEngine, wh
 on torch tensors, with FlashOmni's sparse GEMM-Q / attention / GEMM-O in the dispatch steps:
 
 - update step (the first W steps, every N-th after, the last): dense Q projection and attention;
-  the policy chooses new symbols from this step's Q and K; gemm_o_update writes the output and the
+  then the policy chooses new symbols from this step's Q and K (EngineConfig.query_score
+  "text_image") or from this step's and the previous update's attention outputs
+  ("output_change"); gemm_o_update writes the output and the
   cache C = bias + cached heads' contribution in one pass;
 - dispatch step: gemm_q / sparse_attention / gemm_o_dispatch on active (block, head) tiles only;
   the cached heads' contribution is the Taylor forecast of C (flashomni.forecast, one fused
@@ -137,13 +139,18 @@ Thresholds = Tuple[Optional[float], Optional[float]]
 
 # policy_fn(q, k, *, step, num_steps, text, block_q, block_kv, config) -> Symbols, with q
 # [B, N, H, d] and k [B, N, Hkv, d] on one device, text a (begin, end) token range (or None),
-# config a PolicyConfig; the Symbols must live on q's device.
+# config a PolicyConfig; the Symbols must live on q's device. With EngineConfig.query_score
+# "output_change" it also gets query_score="output_change", out_now (this update's attention
+# output [B, N, H, dv]) and out_prev (the previous update's, None at the layer's first update).
 PolicyFn = Callable[..., Symbols]
 
 
-def flashomni_policy(q, k, *, step, num_steps, text, block_q, block_kv, config):
+def flashomni_policy(q, k, *, step, num_steps, text, block_q, block_kv, config, query_score=None,
+                     out_now=None, out_prev=None):
     """The default policy: flashomni.policy.run_policy (the GPU policy kernels and the CPU
-    oracle behind one Python entry point). The one seam to adjust if that signature moves."""
+    oracle behind one Python entry point). The one seam to adjust if that signature moves.
+    query_score / out_now / out_prev: passed through (the engine gives them only with
+    EngineConfig.query_score "output_change", so a policy_fn without them keeps working)."""
     try:
         policy_module = _policy_module()
     except NotImplementedError as e:
@@ -153,7 +160,9 @@ def flashomni_policy(q, k, *, step, num_steps, text, block_q, block_kv, config):
     fields = dataclasses.asdict(config)
     return policy_module.run_policy(q, k, step=step, num_steps=num_steps,
                                     text=None if text is None else [tuple(text)],
-                                    block_q=block_q, block_kv=block_kv, **fields)
+                                    block_q=block_q, block_kv=block_kv,
+                                    query_score=query_score, out_now=out_now, out_prev=out_prev,
+                                    **fields)
 
 
 @dataclasses.dataclass
@@ -187,6 +196,16 @@ class EngineConfig:
     # lambda i: (0.3, 0.1) if i < 10 else None makes the first ten layers more conservative.
     layer_thresholds: Optional[Union[Dict[Union[int, str], Thresholds],
                                      Callable[[int], Optional[Thresholds]]]] = None
+    # What ranks query blocks for caching (docs/policy.md), for every layer: "text_image" (the
+    # text<->image pooled attention; caches nothing in a sequence without text, e.g. Wan
+    # self-attention) or "output_change" (||O_now - O_prev|| / ||O_prev|| per block between this
+    # and the previous update's attention outputs; needs no text). "output_change" keeps each
+    # layer's attention output of its last update step (a reference to the tensor attention()
+    # returned there, so callers must not modify it in place) until the next update: one output
+    # per layer, B * N * H * dv elements of q's dtype, e.g. FLUX at 1024^2 (4608 tokens, 24
+    # heads of 128, bf16) 28 MB per layer, 1.6 GB over its 57 layers. The layer's first update
+    # has no previous output: its policy caches no query block (key blocks are still skipped).
+    query_score: str = "text_image"
 
 
 def _check_thresholds(pair, where):
@@ -250,6 +269,7 @@ class LayerEngine:
         self._full_rows = False  # the caller mixes a token's heads after the Q projection
         self._row_symbols: Optional[Symbols] = None  # q bits OR-ed over heads (full_rows)
         self._projections: Dict[str, _Projection] = {}
+        self._prev_out: Optional[torch.Tensor] = None  # last update's attention (output_change)
         self.reports = []
 
     @property
@@ -337,9 +357,12 @@ class LayerEngine:
 
     def attention(self, q, k, v, *, text=None, softmax_scale=None):
         """q [B, N, H, d], k / v [B, N, Hkv, d] -> [B, N, H, d]. Update: dense, then the policy
-        chooses the symbols of the next steps from q and k (when the next step is a dispatch).
-        Dispatch: sparse; rows of cached (block, head) are left 0. text: (begin, end) token range
-        of the text in the joint sequence, for the policy."""
+        chooses the symbols of the next steps (when the next step is a dispatch) from q and k,
+        and with query_score "output_change" from this dense output and the one the previous
+        update kept (the C++ LayerEngine's order: attention, policy, keep the output; kept at
+        every update, also where the policy does not run). Dispatch: sparse; rows of cached
+        (block, head) are left 0. text: (begin, end) token range of the text in the joint
+        sequence, for the policy."""
         self._require(StepKind.UPDATE, StepKind.DISPATCH)
         if self.kind == StepKind.DISPATCH:
             return ops.sparse_attention(q, k, v, self.symbols, softmax_scale=softmax_scale)
@@ -349,18 +372,26 @@ class LayerEngine:
                 enable_gqa=k.shape[2] != q.shape[2]).transpose(1, 2)
         else:
             out = ops.sparse_attention(q, k, v, None, softmax_scale=softmax_scale)
+        by_change = self.config.query_score == "output_change"
         if self._next_is_dispatch():
-            self._choose_symbols(q, k, text, softmax_scale)
+            self._choose_symbols(q, k, text, softmax_scale, out if by_change else None)
+        # A reference, no copy: `out` is a fresh tensor of this call (strided views are fine
+        # for the policy) that nothing in the engine writes again.
+        self._prev_out = out if by_change else None
         return out
 
-    def _choose_symbols(self, q, k, text, softmax_scale):
+    def _choose_symbols(self, q, k, text, softmax_scale, out_now):
         cfg = self.config
         policy = self.policy
         if softmax_scale and not policy.softmax_scale:
             policy = dataclasses.replace(policy, softmax_scale=float(softmax_scale))
+        extra = {}
+        if out_now is not None:
+            extra = dict(query_score="output_change", out_now=out_now, out_prev=self._prev_out)
         symbols = self.engine.policy_fn(q, k, step=self.step,
                                         num_steps=cfg.schedule.num_steps, text=text,
-                                        block_q=cfg.block_q, block_kv=cfg.block_kv, config=policy)
+                                        block_q=cfg.block_q, block_kv=cfg.block_kv, config=policy,
+                                        **extra)
         if not isinstance(symbols, Symbols):
             raise TypeError(f"policy_fn: expected flashomni.Symbols, got {type(symbols).__name__}")
         self.symbols = symbols
@@ -497,6 +528,9 @@ class FlashOmniEngine:
             v = getattr(c, name)
             if not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0 or math.isnan(v):
                 raise ValueError(f"argument '{name}': expected in [0, 1], got {v!r}")
+        if c.query_score not in ("text_image", "output_change"):
+            raise ValueError(f"argument 'query_score': expected 'text_image' or 'output_change', "
+                             f"got {c.query_score!r}")
         if c.update_backend not in ("torch", "flashomni"):
             raise ValueError(f"argument 'update_backend': expected 'torch' or 'flashomni', got "
                              f"{c.update_backend!r}")

@@ -312,3 +312,31 @@ def test_runs_with_the_default_policy(name):
     for g, e in zip(got, stock):
         assert torch.isfinite(g[0]).all()
         assert (g[0] - e[0]).norm() < 0.5 * e[0].norm()
+
+
+def test_wan_caches_query_blocks_with_the_output_change_score():
+    """Wan self-attention has no text: the text-image score keeps every query block, the
+    output-change score caches some at late steps (tau_q 1: dispatch 6, from update 5 vs update 3,
+    measured 0.7 in both blocks; phi(s) = (s / 8)^2 is too small before). Outputs stay near the
+    stock model's."""
+    pytest.importorskip("flashomni.policy")
+    model, forward, _, apply, _ = wan()
+    densities = {}
+    for score in ("text_image", "output_change"):
+        cfg = fe.EngineConfig(schedule=fe.ScheduleConfig(num_steps=STEPS, warmup=2, interval=2),
+                              policy=fe.PolicyConfig(tau_q=1.0), block_q=BLOCK, block_kv=BLOCK,
+                              query_score=score)
+        engine = fe.FlashOmniEngine(cfg)
+        with torch.no_grad():
+            got = flashomni_run(model, forward, apply, engine)
+        densities[score] = {name: [r.query_density for r in layer.reports]
+                            for name, layer in engine.layers.items()}
+        if score == "output_change":
+            stock = run_steps(model, forward)
+            for g, e in zip(got, stock):
+                assert torch.isfinite(g[0]).all()
+                assert (g[0] - e[0]).norm() < 0.5 * e[0].norm()
+    for name in LAYERS["wan"]:
+        assert densities["text_image"][name] == [1.0] * STEPS
+        change = densities["output_change"][name]
+        assert change[6] < 1.0, (name, change)

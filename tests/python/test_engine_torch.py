@@ -299,7 +299,7 @@ def test_stage_outside_a_step_and_bad_policy_output_are_errors():
 
 
 @pytest.mark.parametrize("field, value", [("taylor_order", 3), ("reuse_below", 1.5),
-                                          ("dense_q_above", -0.1),
+                                          ("dense_q_above", -0.1), ("query_score", "text"),
                                           ("update_backend", "cudnn"), ("block_q", 100),
                                           ("cache_dtype", torch.int32)])
 def test_config_errors_name_the_field(field, value):
@@ -407,3 +407,104 @@ def test_layer_threshold_callable_result_is_checked():
     engine = fe.FlashOmniEngine(fe.EngineConfig(layer_thresholds=lambda i: (0.1, -1.0)))
     with pytest.raises(ValueError, match=r"'layer_thresholds\(0\)'.*tau_kv"):
         engine.layer("l0").policy
+
+
+# ---- query_score "output_change" ---------------------------------------------------------------
+class OutputRecordingPolicy(MaskPolicy):
+    """MaskPolicy (all active) that records, per policy run, the step and the output-change
+    arguments the engine hands it (clones: what they held at the call)."""
+
+    def __init__(self):
+        super().__init__(np.ones((1, HEADS, 4)))
+        self.runs = []
+
+    def __call__(self, q, k, *, query_score=None, out_now=None, out_prev=None, **kw):
+        self.runs.append((kw["step"], query_score, None if out_now is None else out_now.clone(),
+                          None if out_prev is None else out_prev.clone()))
+        return super().__call__(q, k, **kw)
+
+
+def dense_heads(m, x):
+    return m.dense_attention(x).unflatten(-1, (HEADS, HEAD_DIM))
+
+
+def run_layer(engine, m, xs, layer="l0"):
+    layer = engine.layer(layer)
+    with torch.no_grad():
+        for s, x in enumerate(xs):
+            engine.set_step(s)
+            m.flashomni(layer, x)
+    return layer
+
+
+def test_output_change_hands_this_and_the_previous_updates_attention_outputs():
+    """Updates 0, 1, 3, 5, 7; the policy runs at 1, 3, 5 (a dispatch follows) and gets the dense
+    attention output of that step as out_now and of the previous update (0, 1, 3: kept also
+    where the policy did not run) as out_prev. The text-image default hands neither."""
+    m = TinyLayer()
+    xs = inputs(8)
+    policy = OutputRecordingPolicy()
+    run_layer(make_engine(policy, query_score="output_change"), m, xs)
+    with torch.no_grad():
+        dense = [dense_heads(m, x) for x in xs]
+    assert [r[0] for r in policy.runs] == [1, 3, 5]
+    for (step, score, now, prev), prev_step in zip(policy.runs, [0, 1, 3]):
+        assert score == "output_change"
+        torch.testing.assert_close(now, dense[step], rtol=0, atol=1e-6)
+        torch.testing.assert_close(prev, dense[prev_step], rtol=0, atol=1e-6)
+        assert not torch.allclose(now, prev)  # the inputs drift: the steps are distinct
+    plain = OutputRecordingPolicy()
+    run_layer(make_engine(plain), m, xs)
+    assert [r[1:] for r in plain.runs] == [(None, None, None)] * 3
+
+
+def test_output_change_symbols_equal_run_policy_on_the_same_outputs():
+    """The default policy with the output-change score: the symbols of update 5 are run_policy's
+    on q, k of step 5 with out_now = attention(5), out_prev = attention(3); at tau_q 1 query
+    blocks are cached (dispatch 6 has query density < 1) and equal the direct call."""
+    policy = pytest.importorskip("flashomni.policy")
+    m = TinyLayer()
+    xs = inputs(8)
+    engine = make_engine(None, query_score="output_change")
+    engine.config.policy = fe.PolicyConfig(tau_q=1.0, tau_kv=0.15)  # read at each update
+    layer = run_layer(engine, m, xs)
+    with torch.no_grad():
+        q, k, _ = m.qkv(xs[5])
+        now, prev = dense_heads(m, xs[5]), dense_heads(m, xs[3])
+    expect = policy.run_policy(q, k, step=5, num_steps=8, text=(0, N_TXT), block_q=BLOCK,
+                               block_kv=BLOCK, tau_q=1.0, tau_kv=0.15,
+                               query_score="output_change", out_now=now, out_prev=prev)
+    for a, b in zip(layer.symbols.to_masks(), expect.to_masks()):
+        np.testing.assert_array_equal(a, b)
+    report = layer.reports[6]
+    assert report.kind == fe.StepKind.DISPATCH and report.query_density < 1.0
+    assert report.query_density == expect.density()["query"]["overall"]
+    # The text-image score on the same layer chooses differently (the outputs matter).
+    text_image = policy.run_policy(q, k, step=5, num_steps=8, text=(0, N_TXT), block_q=BLOCK,
+                                   block_kv=BLOCK, tau_q=1.0, tau_kv=0.15)
+    assert not np.array_equal(text_image.to_masks()[0], expect.to_masks()[0])
+
+
+def test_output_change_first_update_caches_nothing_and_reset_forgets_the_output():
+    """warm-up 1, interval 2: updates 0, 2, 4, 6, 7. A whole generation: the policy at 4 compares
+    with update 2 and caches query blocks at tau_q 2 (phi(4) = 1/4). After reset(), a generation
+    started at step 4 has no previous output there: its policy caches no query block (and at
+    step 0 tau_q * phi(0) = 0 caches nothing either way)."""
+    pytest.importorskip("flashomni.policy")
+    m = TinyLayer()
+    xs = inputs(8)
+    cfg = fe.EngineConfig(schedule=fe.ScheduleConfig(num_steps=8, warmup=1, interval=2),
+                          policy=fe.PolicyConfig(tau_q=2.0), block_q=BLOCK, block_kv=BLOCK,
+                          query_score="output_change")
+    engine = fe.FlashOmniEngine(cfg)
+    layer = run_layer(engine, m, xs)
+    assert [r.policy_ran for r in layer.reports][:5] == [True, False, True, False, True]
+    assert layer.reports[1].query_density == 1.0 and layer.reports[5].query_density < 1.0
+    engine.reset()
+    with torch.no_grad():
+        for s in range(4, 8):
+            engine.set_step(s)
+            m.flashomni(layer, xs[s])
+    assert [r.step for r in layer.reports if r.policy_ran] == [4]
+    assert layer.reports[1].step == 5 and layer.reports[1].kind == fe.StepKind.DISPATCH
+    assert layer.reports[1].query_density == 1.0
