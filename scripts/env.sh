@@ -10,4 +10,18 @@ if [ -z "${FO_CMAKE_BIN:-}" ]; then
   fi
 fi
 export PATH="$FO_CMAKE_BIN:$PATH"
-BUILD_DIR=${FLASHOMNI_BUILD_DIR:-build}
+BUILD_DIR=${BUILD_DIR:-${FLASHOMNI_BUILD_DIR:-build}}  # a calling script may have chosen its own
+
+# GPU-machine build used by scripts/gpu_*.sh: libflashomni plus the named extra targets, CUDA on,
+# CuTe/CUTLASS headers from the carried .carry/cutlass/include (that machine has no network),
+# GoogleTest off (that machine has none). Logs to $1; on failure prints the log's tail and exits.
+fo_gpu_build() {
+  local log=$1
+  shift
+  local cutlass=${FLASHOMNI_CUTLASS_INCLUDE:-$PWD/.carry/cutlass/include}
+  { cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLASHOMNI_BUILD_TESTS=OFF \
+      -DFLASHOMNI_WITH_CUDA=ON -DFLASHOMNI_CUTLASS_INCLUDE="$cutlass" &&
+    cmake --build "$BUILD_DIR" -j "${FLASHOMNI_JOBS:-16}" --target flashomni "$@"; } > "$log" 2>&1 ||
+    { tail -40 "$log"; echo "build failed (log: $log)" >&2; exit 1; }
+  tail -1 "$log"
+}

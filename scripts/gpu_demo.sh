@@ -20,11 +20,7 @@ step() { echo "=== $1 ($(date +%T))"; }
 if [ -z "${FLASHOMNI_PREBUILT:-}" ]; then
   step build
   source scripts/env.sh
-  CUTLASS=${FLASHOMNI_CUTLASS_INCLUDE:-$PWD/.carry/cutlass/include}
-  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLASHOMNI_BUILD_TESTS=OFF \
-    -DFLASHOMNI_CUTLASS_INCLUDE="$CUTLASS" > "$OUT/gpu_demo_build.log" 2>&1 &&
-  cmake --build "$BUILD_DIR" -j "${FLASHOMNI_JOBS:-16}" --target flashomni flashomni_demo \
-    >> "$OUT/gpu_demo_build.log" 2>&1 || { tail -40 "$OUT/gpu_demo_build.log"; exit 1; }
+  fo_gpu_build "$OUT/gpu_demo_build.log" flashomni_demo
 fi
 case "$BIN" in /*) ;; *) BIN=$PWD/$BIN ;; esac
 export LD_LIBRARY_PATH="$BIN:${LD_LIBRARY_PATH:-}"

@@ -20,12 +20,8 @@ step() { echo "=== $1 ($(date +%T))"; }
 
 if has build && [ -z "${FLASHOMNI_PREBUILT:-}" ]; then
   step build
-  CUTLASS=${FLASHOMNI_CUTLASS_INCLUDE:-$PWD/.carry/cutlass/include}
-  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLASHOMNI_BUILD_TESTS=OFF \
-    -DFLASHOMNI_CUTLASS_INCLUDE="$CUTLASS" > "$OUT/build.log" 2>&1 &&
-  cmake --build "$BUILD_DIR" -j "${FLASHOMNI_JOBS:-16}" --target flashomni policy_check \
-    >> "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
-  tail -2 "$OUT/build.log"
+  source scripts/env.sh
+  fo_gpu_build "$OUT/build.log" policy_check
 fi
 export LD_LIBRARY_PATH="$PWD/$BIN:${LD_LIBRARY_PATH:-}"
 
