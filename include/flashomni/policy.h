@@ -76,6 +76,10 @@ enum class SeqSide { kQuery, kKey };
 // cu_seqlens_q / cu_seqlens_kv) on error. Shared by pooling and the output-change score.
 void check_token_tensor(const TensorRef& x, const char* name, const SeqLens& seqlens, SeqSide side);
 
+// Checks a PolicyConfig and the step against it (tau_q, tau_kv, softmax_scale finite and >= 0,
+// kv_top_k >= 0, num_steps > 0, 0 <= step < num_steps); shared by the CPU and CUDA policies.
+void check_policy_config(const PolicyConfig& config, int32_t step);
+
 // Step 1 output: per-block means, fp64.
 struct PooledBlocks {
   int32_t batch = 0, heads = 0, blocks = 0, head_dim = 0, block = 0;

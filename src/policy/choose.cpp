@@ -192,18 +192,21 @@ void choose_queries_by_change(const double* change, const Request& r, double thr
   for (int32_t m = 0; m < cached; ++m) active[image[order[m]]] = 0;
 }
 
-void check_config(const PolicyConfig& c, int32_t step) {
+}  // namespace
+
+void check_policy_config(const PolicyConfig& c, int32_t step) {
   FLASHOMNI_CHECK_ARG(c.tau_q >= 0.0 && std::isfinite(c.tau_q), "config.tau_q",
                       "expected a finite value >= 0, got ", c.tau_q);
   FLASHOMNI_CHECK_ARG(c.tau_kv >= 0.0 && std::isfinite(c.tau_kv), "config.tau_kv",
                       "expected a finite value >= 0, got ", c.tau_kv);
   FLASHOMNI_CHECK_ARG(c.kv_top_k >= 0, "config.kv_top_k", "expected >= 0, got ", c.kv_top_k);
+  FLASHOMNI_CHECK_ARG(std::isfinite(c.softmax_scale) && c.softmax_scale >= 0.0f,
+                      "config.softmax_scale", "expected a finite value >= 0, got ",
+                      c.softmax_scale);
   FLASHOMNI_CHECK_ARG(c.num_steps > 0, "config.num_steps", "expected > 0, got ", c.num_steps);
   FLASHOMNI_CHECK_ARG(step >= 0 && step < c.num_steps, "step", "expected in [0, ", c.num_steps,
                       "), got ", step);
 }
-
-}  // namespace
 
 PolicyResult choose_symbols(const std::vector<double>& logits, const SymbolShape& shape,
                             const SeqLens& seqlens, const std::vector<TextRange>& text,
@@ -215,7 +218,7 @@ PolicyResult choose_symbols(const std::vector<double>& logits, const SymbolShape
                             const SeqLens& seqlens, const std::vector<TextRange>& text,
                             int32_t step, const PolicyConfig& config,
                             const std::vector<double>* output_change) {
-  check_config(config, step);
+  check_policy_config(config, step);
   FLASHOMNI_CHECK_ARG(shape.batch == seqlens.batch && shape.batch > 0, "shape.batch", "expected ",
                       seqlens.batch, " (> 0), got ", shape.batch);
   FLASHOMNI_CHECK_ARG(shape.heads > 0, "shape.heads", "expected > 0, got ", shape.heads);
@@ -279,7 +282,7 @@ PolicyResult choose_symbols(const std::vector<double>& logits, const SymbolShape
 }
 
 PolicyResult run_policy(const PolicyParams& p) {
-  check_config(p.config, p.step);
+  check_policy_config(p.config, p.step);
   const PooledBlocks qbar = pool_blocks(p.q, p.seqlens, SeqSide::kQuery, p.block_q);
   const PooledBlocks kbar = pool_blocks(p.k, p.seqlens, SeqSide::kKey, p.block_kv);
   const std::vector<double> logits = pooled_logits(qbar, kbar, p.config.softmax_scale);

@@ -27,18 +27,6 @@ void check_cu_seqlens(const TensorRef& t, const char* name) {
                       " entries");
 }
 
-void check_config(const PolicyConfig& c, int32_t step) {
-  FLASHOMNI_CHECK_ARG(c.tau_q >= 0.0 && std::isfinite(c.tau_q), "config.tau_q",
-                      "expected a finite value >= 0, got ", c.tau_q);
-  FLASHOMNI_CHECK_ARG(c.tau_kv >= 0.0 && std::isfinite(c.tau_kv), "config.tau_kv",
-                      "expected a finite value >= 0, got ", c.tau_kv);
-  FLASHOMNI_CHECK_ARG(c.kv_top_k >= 0, "config.kv_top_k", "expected >= 0, got ", c.kv_top_k);
-  FLASHOMNI_CHECK_ARG(std::isfinite(c.softmax_scale) && c.softmax_scale >= 0.0f,
-                      "config.softmax_scale", "expected a finite value >= 0, got ",
-                      c.softmax_scale);
-  policy_phi(step, c.num_steps);  // checks num_steps > 0 and step in [0, num_steps)
-}
-
 int32_t check_outputs(const PolicyDeviceParams& p, const PolicyDims& d);
 
 PolicyDims check_policy(const PolicyDeviceParams& p) {
@@ -88,7 +76,7 @@ PolicyDims check_policy(const PolicyDeviceParams& p) {
                       "expected kv heads dividing the ", d.heads, " query heads, got ", d.kv_heads);
   FLASHOMNI_CHECK_ARG(d.head_dim > 0 && p.k.shape[a + 2] == d.head_dim, "k", "expected head_dim ",
                       d.head_dim, " (> 0, same as q), got ", p.k.shape[a + 2]);
-  check_config(p.config, p.step);
+  check_policy_config(p.config, p.step);
   if (p.config.cache_queries) {
     // Varlen lengths live on the device: only their maxima can be compared here.
     FLASHOMNI_CHECK_ARG(d.max_q == d.max_kv, d.varlen ? "max_seqlen_kv" : "k",
