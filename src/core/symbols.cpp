@@ -91,27 +91,30 @@ Symbols Symbols::dense(const SymbolShape& shape) {
   return s;
 }
 
+namespace {
+
+// Bounds of one index argument of set_query / set_kv.
+void check_index(int32_t value, int32_t size, const char* name) {
+  FLASHOMNI_CHECK_ARG(value >= 0 && value < size, name, "expected 0 <= ", name, " < ", size,
+                      ", got ", value);
+}
+
+}  // namespace
+
 void Symbols::set_query(int32_t b, int32_t h, int32_t i, bool active) {
-  FLASHOMNI_CHECK_ARG(b >= 0 && b < shape_.batch, "b", "expected 0 <= b < ", shape_.batch, ", got ",
-                      b);
-  FLASHOMNI_CHECK_ARG(h >= 0 && h < shape_.heads, "h", "expected 0 <= h < ", shape_.heads, ", got ",
-                      h);
-  FLASHOMNI_CHECK_ARG(i >= 0 && i < shape_.q_blocks, "i", "expected 0 <= i < ", shape_.q_blocks,
-                      ", got ", i);
+  check_index(b, shape_.batch, "b");
+  check_index(h, shape_.heads, "h");
+  check_index(i, shape_.q_blocks, "i");
   uint32_t& word = q_bits_[shape_.q_word_index(b, h, i)];
   const uint32_t bit = 1u << (i % 32);
   word = active ? (word | bit) : (word & ~bit);
 }
 
 void Symbols::set_kv(int32_t b, int32_t h, int32_t i, int32_t j, bool active) {
-  FLASHOMNI_CHECK_ARG(b >= 0 && b < shape_.batch, "b", "expected 0 <= b < ", shape_.batch, ", got ",
-                      b);
-  FLASHOMNI_CHECK_ARG(h >= 0 && h < shape_.heads, "h", "expected 0 <= h < ", shape_.heads, ", got ",
-                      h);
-  FLASHOMNI_CHECK_ARG(i >= 0 && i < shape_.q_blocks, "i", "expected 0 <= i < ", shape_.q_blocks,
-                      ", got ", i);
-  FLASHOMNI_CHECK_ARG(j >= 0 && j < shape_.kv_blocks, "j", "expected 0 <= j < ", shape_.kv_blocks,
-                      ", got ", j);
+  check_index(b, shape_.batch, "b");
+  check_index(h, shape_.heads, "h");
+  check_index(i, shape_.q_blocks, "i");
+  check_index(j, shape_.kv_blocks, "j");
   uint32_t& word = kv_bits_[shape_.kv_row_index(b, h, i) + j / 32];
   const uint32_t bit = 1u << (j % 32);
   word = active ? (word | bit) : (word & ~bit);
