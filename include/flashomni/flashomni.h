@@ -157,7 +157,10 @@ typedef struct fo_gemm_q_args {
  *   cache = bias + sum_{cached heads} a_h weight_h^T;   out = cache + sum_{active heads} ... +
  * extra a [M, heads * head_dim + extra] or [B, M, ...]; weight [N, heads * head_dim + extra]; bias
  * [N] optional (update only); cache [M, N] or [B, M, N] fp32 or the storage dtype; out like cache,
- * storage dtype. update writes cache and out in one pass; dispatch reads cache. */
+ * storage dtype. update writes cache and out in one pass; dispatch reads cache.
+ * Cache-only update: flashomni_gemm_o_update with out.data == NULL computes and writes cache alone
+ * (out is neither computed nor written; the active heads' and extra columns of a are not read).
+ * dispatch requires out. */
 typedef struct fo_gemm_o_args {
   int32_t struct_size; /* = sizeof(fo_gemm_o_args) */
   int32_t heads;

@@ -29,6 +29,11 @@ struct GemmQParams {
 //   weight [N, heads*head_dim + extra]; bias [N] optional;
 //   cache [M, N] or [B, M, N], fp32 or the storage dtype; out like cache in the storage dtype.
 // gemm_o_update writes cache and out in one pass; gemm_o_dispatch reads cache, writes out.
+// Cache-only update: gemm_o_update with out.data == nullptr computes and stores C alone (Y is
+// neither computed nor written; the active heads and extra columns are not read). The engine
+// recomputes older forecast points C_p under new symbols this way: the cached heads only, about
+// (1 - query density) of a dense GEMM instead of a full update plus a thrown-away Y. C is
+// bit-identical to a full update's C on the CPU oracle. gemm_o_dispatch still requires out.
 struct GemmOParams {
   TensorRef a, weight, bias, cache, out;
   int32_t heads = 0;
@@ -43,6 +48,7 @@ struct GemmOParams {
 // equal to the GEMM's, block sizes valid, and the query grid must cover the rows:
 // row_offset >= 0 and row_offset + M <= q_blocks * block_q (bits are not read). GEMM-O: out must
 // not alias cache; dispatch ignores bias (it is already in the cache) but still checks it.
+// check_gemm_o(update = true) accepts an undefined out (cache-only); dispatch rejects it.
 void check_gemm_q(const GemmQParams& p, Device device);
 void check_gemm_o(const GemmOParams& p, Device device, bool update);
 

@@ -18,9 +18,9 @@ on torch tensors, with FlashOmni's sparse GEMM-Q / attention / GEMM-O in the dis
 The forecast lives in C, not in the attention output: the projection is linear and the Lagrange
 weights sum to 1, so b + sum_cached (sum_p w_p A_p) W^T = sum_p w_p C_p with C_p = b +
 sum_cached A_p W^T computed under the *current* symbols. The symbols change at every update, so
-C_p of an older point p is recomputed at the update from that point's attention output A_p
-(kept only when taylor_order > 0: `taylor_order` tensors of [M, heads * head_dim] per
-projection). Forecast rows are identical to the C++ engine's up to summation order.
+C_p of an older point p is recomputed at the update from that point's attention output A_p by a
+cache-only gemm_o_update (cached heads only, no output) (A_p kept only when taylor_order > 0:
+`taylor_order` tensors of [M, heads * head_dim] per projection). Forecast rows are identical to the C++ engine's up to summation order.
 
 No host synchronisation inside a dispatch or reuse step: the step kind, forecast weights, reuse
 and dense-Q decisions are host values fixed at the last update (where reading the density syncs
@@ -379,13 +379,12 @@ class LayerEngine:
                     f"layer {self.name!r}: projection {stream!r} has attention outputs of steps "
                     f"{[s for s, _ in older]}, the forecast needs {self._fc_steps[:-1]} (it must "
                     f"run at every update step)")
-            points, scratch = [], None
-            for _, a_p in older:
-                scratch = torch.empty_like(y) if scratch is None else scratch
-                points.append(ops.gemm_o_update(a_p, w[:, :cols], b, heads=heads,
-                                                head_dim=head_dim, symbols=self._gemm_symbols,
-                                                row_offset=row_offset, out=scratch,
-                                                cache_dtype=cfg.cache_dtype)[1])
+            # Cache-only updates: the cached heads' share alone, (1 - query density) of a
+            # dense GEMM each, where a full update (all heads plus a thrown-away Y) cost ~1.3x.
+            points = [ops.gemm_o_update(a_p, w[:, :cols], b, heads=heads, head_dim=head_dim,
+                                        symbols=self._gemm_symbols, row_offset=row_offset,
+                                        cache_dtype=cfg.cache_dtype, cache_only=True)[1]
+                      for _, a_p in older]
             proj.points = points + [cache]
             proj.forecast = None
         if cfg.taylor_order:

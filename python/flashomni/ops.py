@@ -171,31 +171,36 @@ def _gemm_o_args(av, wv, bv, cv, ov, heads, hd, row_offset, sym_ptr):
     args.struct_size = ctypes.sizeof(_lib.GemmOArgs)
     args.heads, args.head_dim, args.row_offset = heads, hd, int(row_offset)
     args.a, args.weight, args.bias = av.c(), wv.c(), _arrays.c_tensor(bv)
-    args.cache, args.out = cv.c(), ov.c()
+    args.cache, args.out = cv.c(), _arrays.c_tensor(ov)
     if sym_ptr is not None:
         args.symbols = sym_ptr
     return args
 
 
 def gemm_o_update(a, weight, bias=None, *, heads, symbols=None, row_offset=0, cache_dtype=None,
-                  head_dim=None, out=None, cache=None, stream=None, dtype=None):
+                  head_dim=None, out=None, cache=None, cache_only=False, stream=None, dtype=None):
     """Full-step output projection (spec §4): returns (out, cache) computed in one pass, with
     cache = bias + cached heads' contribution and out = cache + active heads + extra columns.
 
     a [M, heads * head_dim + extra] or [B, M, ...] (pass head_dim when extra > 0); weight
-    [N, heads * head_dim + extra]; cache_dtype defaults to float32 (exact up to summation order)."""
+    [N, heads * head_dim + extra]; cache_dtype defaults to float32 (exact up to summation order).
+    cache_only=True: computes and writes the cache alone (no out: returns (None, cache); the
+    active heads' and extra columns of `a` are not read), the same cache as a full update."""
     bf16 = _bf16(dtype)
     av, wv = _arrays.view(a, "a", bf16=bf16), _arrays.view(weight, "weight", bf16=bf16)
     bv = _arrays.view(bias, "bias", bf16=bf16, optional=True)
     hd = _head_dim(head_dim, av.shape[-1] if av.ndim else 0, heads, "a")
     shape = _out_shape(av, wv, "a")
-    if out is None:
+    if cache_only and out is not None:
+        raise ValueError("argument 'out': must be None with cache_only=True (only the cache is "
+                         "computed)")
+    if out is None and not cache_only:
         out = _arrays.allocate(av, shape, av.dtype, zero=False)
     if cache is None:
         code = _lib.FLOAT32 if cache_dtype is None else _arrays.dtype_code(cache_dtype)
         cache = _arrays.allocate(av, shape, code, zero=False)
     cache_bf16 = bf16 or _arrays.dtype_code(cache_dtype) == _lib.BFLOAT16
-    ov = _arrays.view(out, "out", bf16=bf16)
+    ov = _arrays.view(out, "out", bf16=bf16, optional=True)
     cv = _arrays.view(cache, "cache", bf16=cache_bf16)
     sym, sym_ptr = _symbols_arg(symbols)
     args = _gemm_o_args(av, wv, bv, cv, ov, heads, hd, row_offset, sym_ptr)

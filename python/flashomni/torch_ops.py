@@ -85,9 +85,10 @@ def _(x, weight, bias, q_bits, kv_bits, symbol_shape, heads, head_dim, row_offse
 def _gemm_o_update(a: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
                    q_bits: Optional[torch.Tensor], kv_bits: Optional[torch.Tensor],
                    symbol_shape: List[int], heads: int, head_dim: int, row_offset: int,
-                   cache: torch.Tensor, out: torch.Tensor) -> None:
+                   cache: torch.Tensor, out: Optional[torch.Tensor]) -> None:
     ops.gemm_o_update(a, weight, bias, heads=heads, head_dim=head_dim, row_offset=row_offset,
-                      symbols=_symbols_from(q_bits, kv_bits, symbol_shape), cache=cache, out=out)
+                      symbols=_symbols_from(q_bits, kv_bits, symbol_shape), cache=cache, out=out,
+                      cache_only=out is None)
 
 
 @_gemm_o_update.register_fake
@@ -148,11 +149,16 @@ def gemm_q(x, weight, bias=None, *, heads, symbols=None, row_offset=0, out=None,
 
 
 def gemm_o_update(a, weight, bias=None, *, heads, symbols=None, row_offset=0,
-                  cache_dtype=torch.float32, head_dim=None, out=None, cache=None):
-    """torch.ops.flashomni.gemm_o_update with allocated (out, cache)."""
+                  cache_dtype=torch.float32, head_dim=None, out=None, cache=None,
+                  cache_only=False):
+    """torch.ops.flashomni.gemm_o_update with allocated (out, cache); cache_only=True computes
+    the cache alone and returns (None, cache) (see flashomni.gemm_o_update)."""
     q_bits, kv_bits, shape = _symbols_to(symbols)
     out_shape = (*a.shape[:-1], weight.shape[0])
-    if out is None:
+    if cache_only and out is not None:
+        raise ValueError("argument 'out': must be None with cache_only=True (only the cache is "
+                         "computed)")
+    if out is None and not cache_only:
         out = torch.empty(out_shape, dtype=a.dtype, device=a.device)
     if cache is None:
         cache = torch.empty(out_shape, dtype=cache_dtype, device=a.device)

@@ -133,13 +133,16 @@ void check_gemm_o(const GemmOParams& p, Device device, bool update) {
                       dtype_name(p.cache.dtype));
   check_rows_like(p.cache, "cache", p.a, n, "[M, N]", "[B, M, N]");
   check_layout(p.cache, "cache", device);
-  check_defined(p.out, "out");
-  check_same_dtype(p.out, "out", p.a.dtype, "a");
-  check_rows_like(p.out, "out", p.a, n, "[M, N]", "[B, M, N]");
-  check_layout(p.out, "out", device);
-  FLASHOMNI_CHECK_ARG(p.out.data != p.cache.data, "out",
-                      update ? "must not alias cache: gemm_o_update writes both"
-                             : "must not alias cache: the next gemm_o_dispatch still needs it");
+  // An update without out is cache-only (gemm.h): only C is computed; dispatch needs out.
+  if (!update || p.out.defined()) {
+    check_defined(p.out, "out");
+    check_same_dtype(p.out, "out", p.a.dtype, "a");
+    check_rows_like(p.out, "out", p.a, n, "[M, N]", "[B, M, N]");
+    check_layout(p.out, "out", device);
+    FLASHOMNI_CHECK_ARG(p.out.data != p.cache.data, "out",
+                        update ? "must not alias cache: gemm_o_update writes both"
+                               : "must not alias cache: the next gemm_o_dispatch still needs it");
+  }
   check_gemm_symbols(p.symbols, device, batch, p.heads, p.a.shape[p.a.ndim - 2], p.row_offset);
 }
 

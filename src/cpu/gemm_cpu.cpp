@@ -4,7 +4,8 @@
 // block_q), so a tile has one activity bit per head. GEMM-O rounding contract: update stores
 // C = bias + cached heads into `cache` (rounded to the cache dtype) and writes
 // Y = C_stored + active heads + extra; dispatch computes the same Y from the stored C, so an update
-// followed by a dispatch with the same symbols yields bit-identical Y.
+// followed by a dispatch with the same symbols yields bit-identical Y. A cache-only update (out
+// not given) runs the same C sums and stores, and skips the active heads, extra columns and Y.
 #include <algorithm>
 #include <vector>
 
@@ -96,6 +97,7 @@ void gemm_o(const GemmOParams& p, bool update) {
   const int64_t n = p.weight.shape[0], d = p.head_dim, k_heads = p.heads * d;
   const RowTiles tiles(m, p.row_offset, p.symbols);
   const int64_t col_tiles = (n + kColTile - 1) / kColTile;
+  const bool with_out = p.out.defined();  // false: cache-only update (gemm.h)
 
   parallel_for(batch * tiles.count * col_tiles, [&](int64_t index) {
     thread_local Scratch ws;
@@ -114,15 +116,19 @@ void gemm_o(const GemmOParams& p, bool update) {
     for (int32_t h = 0; h < p.heads; ++h) {
       const bool active =
           p.symbols == nullptr || query_active(*p.symbols, static_cast<int32_t>(b), h, blk);
-      if (!active && !update) continue;  // dispatch: its share is already in the cache
+      if (!active && !update) continue;   // dispatch: its share is already in the cache
+      if (active && !with_out) continue;  // cache-only: Y's share is not needed
       add_product(a, b, m0, rows, w, n0, nt, h * d, (h + 1) * d, ws,
                   active ? ws.acc.data() : ws.acc_c.data());
     }
-    if (k > k_heads) add_product(a, b, m0, rows, w, n0, nt, k_heads, k, ws, ws.acc.data());
+    if (k > k_heads && with_out) {
+      add_product(a, b, m0, rows, w, n0, nt, k_heads, k, ws, ws.acc.data());
+    }
     ws.row.resize(nt);
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t c_off = cache.offset(b, m0 + r) + n0;
       if (update) cache.store(cache.data, c_off, nt, &ws.acc_c[r * nt]);
+      if (!with_out) continue;
       cache.load(cache.data, c_off, nt, ws.row.data());  // C as stored: the contract above
       double* y = &ws.acc[r * nt];
       for (int64_t c = 0; c < nt; ++c) y[c] = ws.row[c] + y[c];

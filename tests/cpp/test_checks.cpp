@@ -375,6 +375,22 @@ TEST(CheckGemm, GemmQArgumentsAreNamed) {
   EXPECT_NO_THROW(check_gemm_q(cpu.q, Device::kCPU));
 }
 
+TEST(CheckGemm, GemmOUpdateWithoutOutIsCacheOnlyDispatchNeedsOut) {
+  for (Device dev : {Device::kCPU, Device::kCUDA}) {
+    GemmFixture f(dev);
+    f.o.out = TensorRef{};  // gemm.h: a cache-only update
+    EXPECT_NO_THROW(check_gemm_o(f.o, dev, true));
+    EXPECT_INVALID(check_gemm_o(f.o, dev, false), "argument 'out'");
+    // Every other argument is still checked in the cache-only form.
+    GemmOParams bad = f.o;
+    bad.cache.shape[2] = kNo - 1;
+    EXPECT_INVALID(check_gemm_o(bad, dev, true), "argument 'cache'");
+    bad = f.o;
+    bad.weight.shape[1] = 128;
+    EXPECT_INVALID(check_gemm_o(bad, dev, true), "argument 'weight'");
+  }
+}
+
 TEST(CheckGemm, GemmOArgumentsAreNamed) {
   for (Device dev : {Device::kCPU, Device::kCUDA}) {
     GemmFixture f(dev);

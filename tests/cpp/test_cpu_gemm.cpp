@@ -1,6 +1,7 @@
 // Host tests of cpu::gemm_q and cpu::gemm_o_update / gemm_o_dispatch against naive float64
 // references: inactive GEMM-Q tiles untouched, GEMM-O cache = bias + cached heads, update then
-// dispatch equal to the dense projection, dispatch never reading cached heads' columns.
+// dispatch equal to the dense projection, dispatch never reading cached heads' columns, the
+// cache-only update (no out) storing the full update's cache bit for bit.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -275,6 +276,51 @@ TEST(CpuGemmO, DispatchAddsActiveHeadsAndExtraToTheGivenCache) {
   for (int64_t i = 0; i < size; ++i) {
     ASSERT_NEAR(p.out.get(i), want[i], storage_tol(DType::kFloat64, want[i])) << i;
     ASSERT_EQ(p.cache.get(i), forecast[i]) << "dispatch wrote the cache at " << i;
+  }
+}
+
+TEST(CpuGemmO, CacheOnlyUpdateWritesTheFullUpdatesCacheAlone) {
+  // gemm.h: out == nullptr in gemm_o_update stores C only, bit for bit the full update's C, and
+  // reads neither the active heads' nor the extra columns of a (they are NaN below).
+  uint32_t seed = 400;
+  for (DType dtype : {DType::kFloat32, DType::kBFloat16, DType::kFloat16}) {
+    for (DType cache_dtype : {DType::kFloat32, dtype}) {
+      for (bool with_symbols : {true, false}) {
+        SCOPED_TRACE(::testing::Message()
+                     << dtype_name(dtype) << " cache " << dtype_name(cache_dtype) << " symbols "
+                     << with_symbols);
+        OProblem p({dtype, cache_dtype, 2, 130, 4, 16, 24, 150, 30, true, true, with_symbols},
+                   ++seed);
+        cpu::gemm_o_update(p.p);
+        std::vector<double> full(p.cache.count());
+        for (int64_t i = 0; i < p.cache.count(); ++i) full[i] = p.cache.get(i);
+        for (int b = 0; b < p.c.batch; ++b) {
+          for (int m = 0; m < p.c.m; ++m) {
+            const int64_t row = (int64_t{b} * p.c.m + m) * p.k;
+            for (int x = 0; x < p.k; ++x) {
+              const int h = x / p.c.head_dim;
+              if (h >= p.c.heads || p.active(b, m, h)) p.a.set(row + x, std::nan(""));
+            }
+          }
+        }
+        for (int64_t i = 0; i < p.cache.count(); ++i) p.cache.set(i, kSentinel);
+        for (int64_t i = 0; i < p.out.count(); ++i) p.out.set(i, kSentinel);
+        p.p.out = TensorRef{};
+        cpu::gemm_o_update(p.p);
+        int cached = 0;
+        for (int64_t i = 0; i < p.cache.count(); ++i) {
+          ASSERT_EQ(p.cache.get(i), full[i]) << "cache[" << i << "]";
+        }
+        for (int64_t i = 0; i < p.out.count(); ++i) ASSERT_EQ(p.out.get(i), kSentinel) << i;
+        for (int b = 0; b < p.c.batch; ++b) {
+          for (int m = 0; m < p.c.m; ++m) {
+            for (int h = 0; h < p.c.heads; ++h) cached += !p.active(b, m, h);
+          }
+        }
+        // The symbols case has cached and active (row, head) pairs.
+        EXPECT_EQ(cached > 0 && cached < p.c.batch * p.c.m * p.c.heads, with_symbols);
+      }
+    }
   }
 }
 

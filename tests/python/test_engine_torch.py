@@ -164,6 +164,40 @@ def test_cached_tiles_hold_the_forecast_and_active_tiles_are_fresh(order, extra,
     assert layer.reports[2].query_density == pytest.approx(5 / 8)
 
 
+@pytest.mark.parametrize("dtype,cache_dtype", [(torch.float32, torch.float32),
+                                               (torch.bfloat16, torch.bfloat16),
+                                               (torch.bfloat16, torch.float32)])
+def test_update_recomputes_older_points_cache_only(dtype, cache_dtype, monkeypatch):
+    """At an update, older forecast points' C_p come from cache-only gemm_o_update calls (no out,
+    no thrown-away Y), bit-equal to the cache of a full update with the same arguments."""
+    from flashomni import ops
+
+    m = TinyLayer(extra=40).to(dtype)
+    engine = make_engine(MaskPolicy(Q_MASK), cache_dtype=cache_dtype)
+    layer = engine.layer("l0")
+    calls, real = [], ops.gemm_o_update
+
+    def spy(a, w, b=None, **kw):
+        y, cache = real(a, w, b, **kw)
+        calls.append((engine.step, kw.get("cache_only", False), y is None))
+        if kw.get("cache_only"):
+            full_kw = dict(kw, cache_only=False)
+            _, full = real(a, w, b, **full_kw)
+            assert torch.equal(cache, full)
+            assert cache.dtype == cache_dtype and a.shape[-1] == HEADS * HEAD_DIM
+        return y, cache
+
+    monkeypatch.setattr(ops, "gemm_o_update", spy)
+    with torch.no_grad():
+        for s, x in enumerate(inputs(8)):
+            engine.set_step(s)
+            m.flashomni(layer, x.to(dtype))
+    # Policy updates 1, 3, 5 (torch backend: gemm_o_update only where a cache is needed): one
+    # full call each, then one cache-only call per older point (steps 0; 0, 1; 1, 3).
+    assert calls == [(1, False, False), (1, True, True), (3, False, False), (3, True, True),
+                     (3, True, True), (5, False, False), (5, True, True), (5, True, True)]
+
+
 def test_key_block_skipping_reaches_the_attention():
     m = TinyLayer()
     xs = inputs(3)

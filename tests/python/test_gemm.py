@@ -109,3 +109,56 @@ def test_gemm_bf16_storage():
     y, cache = fo.gemm_o_update(x, w, heads=2, dtype="bfloat16", cache_dtype="bfloat16")
     assert y.dtype == np.uint16 and cache.dtype == np.uint16
     np.testing.assert_allclose(from_bf16_bits(y), ref, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("cache_dtype,dtype", [("float32", None), ("bfloat16", "bfloat16"),
+                                               ("float32", "bfloat16")])
+def test_gemm_o_update_cache_only_equals_full_update_cache(cache_dtype, dtype):
+    """cache_only=True: no out (returns None), the same cache bit for bit, and the active heads'
+    and extra columns of `a` are never read (poisoned with NaN)."""
+    rng = np.random.default_rng(11)
+    heads, head_dim, extra, n, rows, batch, row_offset = 4, 8, 6, 20, 37, 2, 5
+    qm, s = _symbols(rng, batch, heads, rows + row_offset)
+    a = rng.standard_normal((batch, rows, heads * head_dim + extra)).astype(np.float32)
+    w = rng.standard_normal((n, heads * head_dim + extra)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    if dtype == "bfloat16":
+        a, w, bias = to_bf16_bits(a), to_bf16_bits(w), to_bf16_bits(bias)
+    kw = dict(heads=heads, head_dim=head_dim, symbols=s, row_offset=row_offset,
+              cache_dtype=cache_dtype, dtype=dtype)
+    _, full = fo.gemm_o_update(a, w, bias, **kw)
+    poisoned = a.copy()
+    nan = to_bf16_bits(np.array([np.nan]))[0] if dtype == "bfloat16" else np.nan
+    for b in range(batch):
+        for r in range(rows):
+            poisoned[b, r, heads * head_dim:] = nan
+            for h in range(heads):
+                if qm[b, h, (r + row_offset) // BQ]:
+                    poisoned[b, r, h * head_dim:(h + 1) * head_dim] = nan
+    y, cache = fo.gemm_o_update(poisoned, w, bias, cache_only=True, **kw)
+    assert y is None and cache.dtype == full.dtype and cache.shape == full.shape
+    np.testing.assert_array_equal(cache, full)
+    assert qm.any() and (~qm).any()
+    with pytest.raises(ValueError, match="argument 'out'"):
+        fo.gemm_o_update(a, w, bias, cache_only=True, out=np.zeros((batch, rows, n)), **kw)
+
+
+def test_gemm_o_dispatch_rejects_a_null_out_through_the_c_api():
+    """The C API takes out.data == NULL as cache-only in gemm_o_update only."""
+    import ctypes
+
+    from flashomni import _arrays, _lib, ops
+
+    rng = np.random.default_rng(12)
+    a = rng.standard_normal((16, 32))
+    w = rng.standard_normal((8, 32))
+    bias = rng.standard_normal(8)
+    cache = np.full((16, 8), SENTINEL)
+    args = ops._gemm_o_args(_arrays.view(a, "a"), _arrays.view(w, "weight"),
+                            _arrays.view(bias, "bias"), _arrays.view(cache, "cache"), None, 2, 16,
+                            0, None)
+    with pytest.raises(ValueError, match="argument 'out'"):
+        _lib.call("flashomni_gemm_o_dispatch", ctypes.byref(args), None, 0, None)
+    assert np.all(cache == SENTINEL)
+    _lib.call("flashomni_gemm_o_update", ctypes.byref(args), None, 0, None)
+    np.testing.assert_array_equal(cache, np.broadcast_to(bias, (16, 8)))  # every head active

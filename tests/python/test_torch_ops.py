@@ -89,3 +89,23 @@ def test_opcheck_and_compile():
 
     compiled = torch.compile(step, backend="aot_eager", fullgraph=True)
     torch.testing.assert_close(compiled(q, k, v), step(q, k, v))
+
+
+def test_custom_op_gemm_o_update_cache_only():
+    """cache_only=True through torch.ops.flashomni.gemm_o_update (out None): (None, cache), the
+    full update's cache bit for bit; the op (and its fake) accept out=None."""
+    g = torch.Generator().manual_seed(2)
+    s, _ = _symbols()
+    a = torch.randn(1, 32, 40, generator=g)  # 2 heads x 16 + 8 extra columns
+    w = torch.randn(8, 40, generator=g)
+    b = torch.randn(8, generator=g)
+    _, full = fot.gemm_o_update(a, w, b, heads=2, head_dim=16, symbols=s, row_offset=0)
+    y, cache = fot.gemm_o_update(a, w, b, heads=2, head_dim=16, symbols=s, cache_only=True)
+    assert y is None
+    torch.testing.assert_close(cache, full, rtol=0, atol=0)
+    _, py_cache = fo.gemm_o_update(a, w, b, heads=2, head_dim=16, symbols=s, cache_only=True)
+    torch.testing.assert_close(py_cache, full, rtol=0, atol=0)
+    q_bits, kv_bits, shape = fot._symbols_to(s)
+    torch.library.opcheck(torch.ops.flashomni.gemm_o_update.default,
+                          (a, w, b, q_bits, kv_bits, shape, 2, 16, 0, torch.empty(1, 32, 8),
+                           None))
