@@ -1,7 +1,10 @@
 """FlashOmni end-to-end benchmark: a diffusers FLUX.1-dev-shaped transformer (19 double + 38
-single blocks, hidden 3072, 24 heads x 128, 4096 image + 512 text tokens) and a HunyuanVideo-shaped
-one (~33K tokens; fewer blocks than the real 20 + 40 by default, totals scaled and labelled),
-random weights at real shapes (no downloads), a flow-matching Euler sampler over S steps.
+single blocks, hidden 3072, 24 heads x 128, 4096 image + 512 text tokens), a HunyuanVideo-shaped
+one (~33K tokens; fewer blocks than the real 20 + 40 by default, totals scaled and labelled) and
+a Wan2.1-1.3B-shaped one (--models wan: 12 heads x 128, 32760 video tokens, 10 of its 30 blocks
+by default, scaled and labelled; self-attention has no text, so its engine ranks query blocks by
+the output-change score), random weights at real shapes (no downloads), a flow-matching Euler
+sampler over S steps.
 
 Two arms on the same model, inputs and sampler:
 - dense: the stock diffusers processors, torch SDPA with cuDNN preferred, cuBLAS projections;
@@ -9,9 +12,11 @@ Two arms on the same model, inputs and sampler:
   sparse GEMM-Q / attention / GEMM-O, Taylor forecast, whole-layer reuse).
 
 Reported per arm: per-step and total time (CUDA events around each step of an unprofiled
-generation), a time split (GPU kernel time by category — attention / gemm / policy / rest — from
-a second, profiled generation; kernel names listed for audit) and, for FlashOmni, the step kinds
-and densities. Deviation of the final latents from dense: relative L2 and PSNR. JSON to --out.
+generation; mean per update / dispatch step of the schedule), a time split (GPU kernel time by
+category — attention / gemm / policy / rest — from a second, profiled generation, total and per
+step; kernel names listed for audit) and, for FlashOmni, the number of update / dispatch / reuse
+layer-steps and the densities. Deviation of the final latents from dense: relative L2 and PSNR.
+JSON to --out.
 
 Honesty rules: if a FlashOmni GPU kernel or the GPU policy is unavailable the benchmark says so
 and exits 2; nothing falls back to another implementation. --smoke-cpu runs tiny shapes through
@@ -43,7 +48,14 @@ import torch
 import flashomni
 from flashomni import engine as fe
 
-from e2e_models import FLUX_FULL, HUNYUAN_FULL, build_flux, build_hunyuan  # noqa: E402
+from e2e_models import (  # noqa: E402
+    FLUX_FULL,
+    HUNYUAN_FULL,
+    WAN_FULL,
+    build_flux,
+    build_hunyuan,
+    build_wan,
+)
 
 
 def log(msg):
@@ -188,14 +200,23 @@ def profiled_split(forward, latents, sigmas, engine=None):
         split[cat] += us / 1e3
         kernels.append((us / 1e3, cat, evt.count, evt.key[:160]))
     kernels.sort(reverse=True)
+    steps = len(sigmas) - 1
     return dict(ms=split, total_kernel_ms=sum(split.values()),
+                per_step_ms={c: split[c] / steps for c in CATEGORIES},
                 top_kernels=[dict(ms=round(t, 3), category=c, count=n, name=k)
                              for t, c, n, k in kernels[:25]])
 
 
-def summarize(times):
+def summarize(times, schedule):
+    """Totals, per-step times and their mean over the schedule's update / dispatch steps (the
+    dense arm too: the same step indices, for comparison)."""
+    by_kind = {}
+    for kind in (fe.StepKind.UPDATE, fe.StepKind.DISPATCH):
+        ts = [t for s, t in enumerate(times) if schedule.step_kind(s) == kind]
+        by_kind[kind.name.lower()] = dict(steps=len(ts), total_ms=sum(ts),
+                                          mean_ms=sum(ts) / len(ts) if ts else None)
     return dict(total_ms=sum(times), mean_step_ms=sum(times) / len(times),
-                per_step_ms=[round(t, 3) for t in times])
+                by_step_kind=by_kind, per_step_ms=[round(t, 3) for t in times])
 
 
 def deviation(x, ref):
@@ -223,13 +244,15 @@ def engine_stats(engine):
     return dict(layer_steps_by_kind=kinds, per_step=per_step)
 
 
-def engine_config(args, dtype, tau_q, tau_kv):
+def engine_config(args, dtype, tau_q, tau_kv, model_query_score=None):
+    """--query-score when given, else the model's default (meta query_score), else text_image."""
     return fe.EngineConfig(
         schedule=fe.ScheduleConfig(num_steps=args.steps, warmup=args.warmup,
                                    interval=args.interval),
         policy=fe.PolicyConfig(tau_q=tau_q, tau_kv=tau_kv),
         taylor_order=args.order, reuse_below=args.reuse_below,
-        dense_q_above=args.dense_q_above, query_score=args.query_score,
+        dense_q_above=args.dense_q_above,
+        query_score=args.query_score or model_query_score or "text_image",
         cache_dtype=torch.float32 if args.cache_dtype == "float32" else dtype)
 
 
@@ -244,7 +267,7 @@ def sdpa_context(device):
                         SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH], set_priority=True)
 
 
-def dense_arm(name, forward, latents, sigmas, args, dense_setup):
+def dense_arm(name, forward, latents, sigmas, args, dense_setup, schedule):
     """(final latents, result dict) of the stock processors. Call under no_grad + sdpa."""
     if dense_setup:
         dense_setup()
@@ -252,7 +275,7 @@ def dense_arm(name, forward, latents, sigmas, args, dense_setup):
     generate(forward, latents, sigmas[:3], timed=False)
     log(f"{name}: dense, {args.steps} steps")
     dense_x, dense_t = generate(forward, latents, sigmas)
-    result = summarize(dense_t)
+    result = summarize(dense_t, schedule)
     log(f"{name}: dense {result['total_ms']:.0f} ms")
     if not args.no_split:
         result["split"] = profiled_split(forward, latents, sigmas)
@@ -278,7 +301,7 @@ def flashomni_arm(name, forward, latents, sigmas, args, apply, engine, device, w
                 syncs[:20] if device == "cuda" else "not checked (CPU)")
         log(f"{name}: flashomni, {args.steps} steps")
         fo_x, fo_t = generate(forward, latents, sigmas, engine)
-        result.update(summarize(fo_t))
+        result.update(summarize(fo_t, engine.schedule))
         result.update(engine_stats(engine))
         log(f"{name}: flashomni {result['total_ms']:.0f} ms")
         if split and not args.no_split:
@@ -294,7 +317,8 @@ def run_model(name, builder, args, device, dtype):
     model, latents, forward, apply, meta, dense_setup = builder(args, device, dtype)
     # On the device: indexing and the Euler update then need no host-device copy (no sync).
     sigmas = torch.linspace(1.0, 0.0, args.steps + 1, device=device)
-    cfg = engine_config(args, dtype, args.tau_q, args.tau_kv)
+    # --query-score, else the model's (Wan: output_change, its self-attention has no text).
+    cfg = engine_config(args, dtype, args.tau_q, args.tau_kv, meta.get("query_score"))
     engine = fe.FlashOmniEngine(cfg)
     result = dict(model=meta, steps=args.steps, schedule=dict(
         num_steps=args.steps, warmup=args.warmup, interval=args.interval,
@@ -303,7 +327,8 @@ def run_model(name, builder, args, device, dtype):
         tau_kv=args.tau_kv, cache_dtype=args.cache_dtype, update_backend=cfg.update_backend,
         dense_q_above=cfg.dense_q_above, query_score=cfg.query_score))
     with torch.no_grad(), sdpa_context(device):
-        dense_x, result["dense"] = dense_arm(name, forward, latents, sigmas, args, dense_setup)
+        dense_x, result["dense"] = dense_arm(name, forward, latents, sigmas, args, dense_setup,
+                                             engine.schedule)
         fo_x, result["flashomni"] = flashomni_arm(name, forward, latents, sigmas, args, apply,
                                                   engine, device)
     result["speedup"] = result["dense"]["total_ms"] / result["flashomni"]["total_ms"]
@@ -314,8 +339,9 @@ def run_model(name, builder, args, device, dtype):
     full = sum(meta["full_blocks"])
     if used != full:
         result["scaled_to_full_depth"] = dict(
-            label=f"ESTIMATE: measured totals x {full}/{used} blocks (linear in depth; the "
-                  f"embedders, text refiner and final layer are counted {full / used:.2f}x)",
+            label=f"ESTIMATE: measured totals x {full}/{used} blocks (linear in depth; what "
+                  f"runs outside the blocks, e.g. embedders, text refiner, final layer, is "
+                  f"counted {full / used:.2f}x)",
             dense_total_ms=result["dense"]["total_ms"] * full / used,
             flashomni_total_ms=result["flashomni"]["total_ms"] * full / used)
     del model
@@ -357,7 +383,8 @@ def run_policy_sweep(args, device, dtype):
     args.no_split = True
     with torch.no_grad(), sdpa_context(device):
         dense_x, result["dense"] = dense_arm("sweep", forward, latents, sigmas, args,
-                                             dense_setup)
+                                             dense_setup, fe.Schedule(engine_config(
+                                                 args, dtype, 0.0, 0.0).schedule))
         del result["dense"]["per_step_ms"]
         last_s = 0.0
         for i, (tq, tkv) in enumerate(settings):
@@ -404,19 +431,30 @@ def print_sweep(r):
         print(f"  skipped tau_q {s['tau_q']} tau_kv {s['tau_kv']}: {s['reason']}")
 
 
+def blocks_text(meta):
+    if meta["single_blocks"] or meta["full_blocks"][1]:
+        return f"{meta['double_blocks']} double + {meta['single_blocks']} single blocks"
+    return f"{meta['double_blocks']} of {meta['full_blocks'][0]} blocks"
+
+
 def print_summary(name, r):
     d, f = r["dense"], r["flashomni"]
-    print(f"\n== {name}: {r['model']['tokens']} tokens, {r['model']['double_blocks']} double + "
-          f"{r['model']['single_blocks']} single blocks, {r['steps']} steps")
-    print(f"  dense     total {d['total_ms']:9.1f} ms  ({d['mean_step_ms']:.2f} ms/step)")
-    print(f"  flashomni total {f['total_ms']:9.1f} ms  ({f['mean_step_ms']:.2f} ms/step)  "
-          f"speedup {r['speedup']:.3f}x")
+    print(f"\n== {name}: {r['model']['tokens']} tokens, {blocks_text(r['model'])}, "
+          f"{r['steps']} steps, query score {r['engine']['query_score']}")
+    for arm, a in (("dense", d), ("flashomni", f)):
+        kinds = "  ".join(f"{k} {v['mean_ms']:.2f}" for k, v in a["by_step_kind"].items()
+                          if v["steps"])
+        print(f"  {arm:9s} total {a['total_ms']:9.1f} ms  ({a['mean_step_ms']:.2f} ms/step; "
+              f"mean ms per schedule step: {kinds})")
+    print(f"  speedup {r['speedup']:.3f}x")
     for arm in ("dense", "flashomni"):
         split = r[arm].get("split")
         if split:
             parts = "  ".join(f"{c} {split['ms'][c]:.1f}" for c in CATEGORIES)
-            print(f"  {arm:9s} GPU kernel ms: {parts}")
-    print(f"  kinds (layer-steps): {f['layer_steps_by_kind']}")
+            per_step = "  ".join(f"{c} {split['per_step_ms'][c]:.2f}" for c in CATEGORIES)
+            print(f"  {arm:9s} GPU kernel ms: {parts}; per step: {per_step}")
+    counts = [str(f["layer_steps_by_kind"].get(k, 0)) for k in ("update", "dispatch", "reuse")]
+    print(f"  layer-steps update / dispatch / reuse: {' / '.join(counts)}")
     dev = r["deviation"]
     print(f"  final latents vs dense: rel L2 {dev['rel_l2']:.4g}, PSNR {dev['psnr_db']:.2f} dB")
     if "scaled_to_full_depth" in r:
@@ -425,9 +463,10 @@ def print_summary(name, r):
               f"{s['flashomni_total_ms']:.0f} ms")
 
 
-def main():
+def main(argv=None):
+    """argv: the arguments (None: sys.argv[1:]); tests/python/test_e2e_bench.py passes them."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default="flux,hunyuan")
+    ap.add_argument("--models", default="flux,hunyuan", help="comma list of flux, hunyuan, wan")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=8)
     ap.add_argument("--interval", type=int, default=5)
@@ -440,8 +479,9 @@ def main():
                     help="dispatch steps of layers above this query density project Q with "
                          "cuBLAS (1.0: always gemm_q)")
     ap.add_argument("--query-score", choices=("text_image", "output_change"),
-                    default=fe.EngineConfig.query_score,
-                    help="what ranks query blocks for caching (EngineConfig.query_score); "
+                    default=None,
+                    help="what ranks query blocks for caching (EngineConfig.query_score; "
+                         "default: text_image, for Wan output_change); "
                          "output_change keeps each layer's last update attention output")
     ap.add_argument("--policy-sweep", nargs="?", const=SWEEP_DEFAULT, default=None,
                     metavar="TQ,TKV;...",
@@ -456,12 +496,17 @@ def main():
     ap.add_argument("--hy-single", type=int, default=None, help="default 8 (sweep: 4)")
     ap.add_argument("--hy-frames", type=int, default=32, help="latent frames")
     ap.add_argument("--hy-size", type=int, default=64, help="latent height = width")
+    ap.add_argument("--wan-blocks", type=int, default=10,
+                    help=f"Wan blocks (of {WAN_FULL[0]}; totals also scaled to full depth)")
+    ap.add_argument("--wan-frames", type=int, default=21, help="latent frames (81 video)")
+    ap.add_argument("--wan-height", type=int, default=60, help="latent height (480 px)")
+    ap.add_argument("--wan-width", type=int, default=104, help="latent width (832 px)")
     ap.add_argument("--no-split", action="store_true", help="skip the profiled generations")
     ap.add_argument("--smoke-cpu", action="store_true",
                     help="tiny shapes on the CPU oracle: exercises the script, measures nothing")
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     ap.add_argument("--tag", default="h100")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     sweep = args.policy_sweep is not None
     if args.hy_double is None:
@@ -475,7 +520,7 @@ def main():
         args.no_split = True
     else:
         require_gpu_kernels()
-    builders = {"flux": build_flux, "hunyuan": build_hunyuan}
+    builders = {"flux": build_flux, "hunyuan": build_hunyuan, "wan": build_wan}
     models = [m for m in args.models.split(",") if m]
     unknown = [m for m in models if m not in builders]
     if unknown:

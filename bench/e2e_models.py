@@ -1,6 +1,12 @@
-"""FlashOmni end-to-end benchmark, models: diffusers FLUX.1-dev- and HunyuanVideo-shaped
-transformers with random weights at the real shapes (no downloads), their inputs and forward
-functions. Used by bench/e2e_bench.py.
+"""FlashOmni end-to-end benchmark, models: diffusers FLUX.1-dev-, HunyuanVideo- and Wan2.1-1.3B-
+shaped transformers with random weights at the real shapes (no downloads), their inputs and
+forward functions. Used by bench/e2e_bench.py.
+
+Each builder returns (model, latents, forward, apply, meta, dense_setup): forward(x, sigma) is the
+velocity, apply(engine) installs FlashOmni and returns the undo callable, meta describes the
+shape (blocks used of full_blocks: [double, single] or [blocks, 0]; query_score the engine
+default for the model when --query-score is not given), dense_setup (or None) prepares the dense
+arm.
 """
 
 import contextlib
@@ -9,6 +15,7 @@ import torch
 
 FLUX_FULL = (19, 38)
 HUNYUAN_FULL = (20, 40)
+WAN_FULL = (30, 0)  # Wan2.1-T2V-1.3B: 30 blocks, one self-attention (attn1) each
 
 
 @contextlib.contextmanager
@@ -121,3 +128,46 @@ def build_hunyuan(args, device, dtype):
                 dense_note="dense arm drops the model's all-true text mask so SDPA may use cuDNN")
     return model, latents, forward, lambda engine: apply_hunyuan_video(model, engine), meta, \
         dense_setup
+
+
+def build_wan(args, device, dtype):
+    """Wan2.1-T2V-1.3B shape: 12 heads x 128 (hidden 1536), FFN 8960, umT5 text (4096 wide,
+    512 tokens) in the cross-attention only. 480 x 832, 81 frames -> latents 21 x 60 x 104,
+    patches 1 x 2 x 2 -> 21 x 30 x 52 = 32760 video tokens in self-attention. No text in the
+    self-attention sequence: the engine's query caching needs the output-change score (meta
+    query_score)."""
+    from diffusers import WanTransformer3DModel
+
+    from flashomni.diffusers import apply_wan
+
+    if args.smoke_cpu:
+        cfg = dict(num_layers=2, num_attention_heads=2, attention_head_dim=64, ffn_dim=64,
+                   text_dim=32, freq_dim=32)
+        frames, height, width, n_txt = 4, 16, 18, 24  # 4 x 8 x 9 = 288 tokens
+    else:
+        cfg = dict(num_layers=args.wan_blocks, num_attention_heads=12, attention_head_dim=128,
+                   ffn_dim=8960, text_dim=4096, freq_dim=256)
+        frames, height, width, n_txt = args.wan_frames, args.wan_height, args.wan_width, 512
+    torch.manual_seed(0)
+    with default_dtype_device(dtype, device):
+        model = WanTransformer3DModel(patch_size=(1, 2, 2), in_channels=16, out_channels=16,
+                                      cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+                                      eps=1e-6, rope_max_seq_len=1024,
+                                      **cfg).eval().requires_grad_(False)
+    g = torch.Generator(device=device).manual_seed(1)
+    ctx = torch.randn(1, n_txt, cfg["text_dim"], device=device, dtype=dtype, generator=g)
+    latents = torch.randn(1, 16, frames, height, width, device=device, generator=g)
+
+    def forward(x, sigma):
+        return model(hidden_states=x.to(dtype), timestep=(sigma * 1000).reshape(1),
+                     encoder_hidden_states=ctx, return_dict=False)[0].float()
+
+    n_vid = frames * (height // 2) * (width // 2)
+    meta = dict(tokens=n_vid, video_tokens=n_vid, text_tokens=0, cross_attention_text=n_txt,
+                text="none (cross-attention only)", latent_frames=frames, latent_height=height,
+                latent_width=width, heads=cfg["num_attention_heads"],
+                head_dim=cfg["attention_head_dim"], double_blocks=cfg["num_layers"],
+                single_blocks=0, full_blocks=list(WAN_FULL), query_score="output_change",
+                note="blocks are WanTransformerBlocks (counted as double_blocks); FlashOmni "
+                     "runs their self-attention, the cross-attention is stock")
+    return model, latents, forward, lambda engine: apply_wan(model, engine), meta, None

@@ -8,8 +8,10 @@
 # Knobs (environment):
 #   FLASHOMNI_PREBUILT=dir   use dir/libflashomni.so instead of building
 #   E2E_MODELS="flux hunyuan"   E2E_STEPS=50   E2E_ARGS="..." (extra bench args, both models)
-#   E2E_FLUX_ARGS / E2E_HY_ARGS  per-model args, e.g. E2E_HY_ARGS="--hy-double 2 --hy-single 4"
-#   E2E_FLUX_TIMEOUT=200 E2E_HY_TIMEOUT=260 (seconds)   E2E_SMOKE=1: CPU-only build + --smoke-cpu
+#   E2E_FLUX_ARGS / E2E_HY_ARGS / E2E_WAN_ARGS  per-model args, e.g. E2E_HY_ARGS="--hy-double 2
+#     --hy-single 4", E2E_WAN_ARGS="--wan-blocks 30" (E2E_MODELS="wan": Wan2.1-1.3B shape)
+#   E2E_FLUX_TIMEOUT=200 E2E_HY_TIMEOUT=260 E2E_WAN_TIMEOUT=260 (seconds)
+#   E2E_SMOKE=1: CPU-only build + --smoke-cpu
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
@@ -66,6 +68,7 @@ for model in ${E2E_MODELS:-flux hunyuan}; do
   case $model in
     flux) extra=${E2E_FLUX_ARGS:-}; limit=${E2E_FLUX_TIMEOUT:-200} ;;
     hunyuan) extra=${E2E_HY_ARGS:-}; limit=${E2E_HY_TIMEOUT:-260} ;;
+    wan) extra=${E2E_WAN_ARGS:-}; limit=${E2E_WAN_TIMEOUT:-260} ;;
     *) die "unknown model $model in E2E_MODELS" ;;
   esac
   smoke=${E2E_SMOKE:+--smoke-cpu}

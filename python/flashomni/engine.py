@@ -18,9 +18,10 @@ on torch tensors, with FlashOmni's sparse GEMM-Q / attention / GEMM-O in the dis
 The forecast lives in C, not in the attention output: the projection is linear and the Lagrange
 weights sum to 1, so b + sum_cached (sum_p w_p A_p) W^T = sum_p w_p C_p with C_p = b +
 sum_cached A_p W^T computed under the *current* symbols. The symbols change at every update, so
-C_p of an older point p is recomputed at the update from that point's attention output A_p by a
-cache-only gemm_o_update (cached heads only, no output) (A_p kept only when taylor_order > 0:
-`taylor_order` tensors of [M, heads * head_dim] per projection). Forecast rows are identical to the C++ engine's up to summation order.
+C_p of an older point p is recomputed at the update from that point's attention output A_p
+(kept only when taylor_order > 0: `taylor_order` tensors of [M, heads * head_dim] per
+projection) by a cache-only gemm_o_update (cached heads only, no output). Forecast rows are
+identical to the C++ engine's up to summation order.
 
 No host synchronisation inside a dispatch or reuse step: the step kind, forecast weights, reuse
 and dense-Q decisions are host values fixed at the last update (where reading the density syncs

@@ -1,0 +1,61 @@
+"""FlashOmni Python tests: the end-to-end benchmark script (bench/e2e_bench.py) on the CPU oracle at
+tiny shapes — the Wan2.1-shaped model (--models wan) through both arms with the engine's
+output-change query score, the saved step-kind times and layer-step counts, and the printed
+time split. Exercises the code path only (CPU, tiny): measures nothing. Skipped without torch or
+diffusers."""
+
+import json
+import os
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
+import e2e_bench  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def wan_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("e2e")
+    e2e_bench.main(["--smoke-cpu", "--models", "wan", "--steps", "8", "--warmup", "2",
+                    "--interval", "2", "--tau-q", "2", "--out", str(out)])
+    with open(out / "e2e_h100_smoke.json") as f:
+        return json.load(f)
+
+
+def test_wan_runs_both_arms_with_the_output_change_score(wan_run):
+    r = wan_run["models"]["wan"]
+    assert wan_run["kind"].startswith("SMOKE")
+    assert r["engine"]["query_score"] == "output_change"  # Wan's default: no text tokens
+    assert r["model"]["text_tokens"] == 0 and r["model"]["full_blocks"] == [30, 0]
+    f = r["flashomni"]
+    # 2 blocks x 8 steps: updates 0, 1, 3, 5, 7 (warm-up 2, interval 2), dispatches 2, 4, 6.
+    kinds = f["layer_steps_by_kind"]
+    assert kinds.get("update") == 10 and kinds.get("dispatch", 0) + kinds.get("reuse", 0) == 6
+    # The output-change score caches query blocks without text (text-image could not).
+    assert min(p["query_density"] for p in f["per_step"] if p["dispatch"]) < 1.0
+    for arm in (r["dense"], f):
+        by_kind = arm["by_step_kind"]
+        assert by_kind["update"]["steps"] == 5 and by_kind["dispatch"]["steps"] == 3
+        total = by_kind["update"]["total_ms"] + by_kind["dispatch"]["total_ms"]
+        assert total == pytest.approx(arm["total_ms"])
+    assert r["deviation"]["psnr_db"] > 40  # sparse, yet close to dense on this tiny model
+    assert "scaled_to_full_depth" in r  # 2 of 30 blocks: totals scaled and labelled
+
+
+def test_summary_prints_the_split_per_step_and_the_layer_step_counts(wan_run, capsys):
+    r = json.loads(json.dumps(wan_run["models"]["wan"]))
+    ms = dict(attention=80.0, gemm=40.0, policy=4.0, rest=36.0)  # a GPU run's split, 8 steps
+    r["flashomni"]["split"] = dict(ms=ms, per_step_ms={c: v / 8 for c, v in ms.items()})
+    e2e_bench.print_summary("wan", r)
+    text = capsys.readouterr().out
+    assert "2 of 30 blocks" in text and "query score output_change" in text
+    assert ("flashomni GPU kernel ms: attention 80.0  gemm 40.0  policy 4.0  rest 36.0; per "
+            "step: attention 10.00  gemm 5.00  policy 0.50  rest 4.50") in text
+    kinds = r["flashomni"]["layer_steps_by_kind"]
+    counts = " / ".join(str(kinds.get(k, 0)) for k in ("update", "dispatch", "reuse"))
+    assert f"layer-steps update / dispatch / reuse: {counts}" in text
+    assert "mean ms per schedule step: update" in text
