@@ -77,11 +77,7 @@ __global__ void rows_kernel(PolicyKernelParams p, int32_t np) {
   const double m = s_max;
   for (int32_t j = threadIdx.x; j < nk; j += blockDim.x) val[j] = exp(val[j] - m);
   __syncthreads();
-  if (threadIdx.x == 0) {
-    double sum = 0.0;
-    for (int32_t j = 0; j < nk; ++j) sum = dadd(sum, val[j]);
-    s_sum = sum;
-  }
+  if (threadIdx.x == 0) s_sum = ordered_sum(val, nk);
   __syncthreads();
   const double sum = s_sum;
   for (int32_t j = threadIdx.x; j < nk; j += blockDim.x) val[j] = ddiv(val[j], sum);
@@ -190,11 +186,7 @@ __global__ void __launch_bounds__(kQueryThreads) queries_kernel(PolicyKernelPara
       t2i[x] = p.change[head_row0 + block_of(x)];
     }
     __syncthreads();
-    if (threadIdx.x == 0) {
-      double s = 0.0;
-      for (int32_t x = 0; x < n_image; ++x) s = dadd(s, t2i[x]);
-      s_t2i = s;
-    }
+    if (threadIdx.x == 0) s_t2i = ordered_sum(t2i, n_image);
     __syncthreads();
     const double sum = s_t2i;
     for (int32_t x = threadIdx.x; x < np; x += blockDim.x) {
@@ -232,16 +224,9 @@ __global__ void __launch_bounds__(kQueryThreads) queries_kernel(PolicyKernelPara
       i2t[x] = p.i2t[head_row0 + i];
     }
     __syncthreads();
-    if (threadIdx.x == 0) {
-      double s = 0.0;
-      for (int32_t x = 0; x < n_image; ++x) s = dadd(s, t2i[x]);
-      s_t2i = s;
-    }
-    if (threadIdx.x == 32) {
-      double s = 0.0;
-      for (int32_t x = 0; x < n_image; ++x) s = dadd(s, i2t[x]);
-      s_i2t = s;
-    }
+    // The two sums run at once on different warps (both in the oracle's order).
+    if (threadIdx.x == 0) s_t2i = ordered_sum(t2i, n_image);
+    if (threadIdx.x == 32) s_i2t = ordered_sum(i2t, n_image);
     __syncthreads();
     const double st = s_t2i, si = s_i2t;
     const int32_t parts = (st > 0.0) + (si > 0.0);

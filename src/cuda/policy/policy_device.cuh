@@ -111,6 +111,17 @@ __device__ inline void bitonic_sort(double* val, int32_t* idx, int32_t n) {
   }
 }
 
+// Sum of x[0, n) added in index order from 0.0 by the calling thread alone: the order the CPU
+// oracle adds in (its loops and std::accumulate), so the rounded sum, and every threshold decision
+// taken on values normalised by it, is bit-equal to the host's. A block-wide tree reduction would
+// round differently (e.g. 3 image blocks: (x0 + x1) + x2 vs x0 + (x1 + x2)). The caller writes the
+// result to shared memory and synchronises the block before the others normalise by it.
+__device__ inline double ordered_sum(const double* x, int32_t n) {
+  double sum = 0.0;
+  for (int32_t k = 0; k < n; ++k) sum = dadd(sum, x[k]);
+  return sum;
+}
+
 // Length of the longest prefix of the sorted values whose running sum (in order, as the oracle)
 // stays <= threshold. One thread: the sum's rounding depends on the order.
 __device__ inline int32_t prefix_within(const double* sorted, int32_t n, double threshold) {
