@@ -6,6 +6,7 @@ a torch tensor is recognised by its data_ptr()/stride()/dtype attributes.
 """
 
 import ctypes
+import struct
 
 import numpy as np
 
@@ -122,6 +123,15 @@ def dtype_code(dtype):
         raise ValueError(f"unsupported dtype {dtype!r}") from None
 
 
+# fo_tensor's bytes in native layout (data, dtype, device, ndim, shape[MAX_DIMS],
+# strides[MAX_DIMS]); checked against the ctypes struct at import.
+_TENSOR_LAYOUT = struct.Struct(f"@Piii{_lib.MAX_DIMS}q{_lib.MAX_DIMS}q")
+if _TENSOR_LAYOUT.size != ctypes.sizeof(_lib.Tensor):
+    raise ImportError(f"fo_tensor layout: packed {_TENSOR_LAYOUT.size} bytes, ctypes struct "
+                      f"{ctypes.sizeof(_lib.Tensor)}")
+_ZERO_DIMS = (0,) * _lib.MAX_DIMS
+
+
 class ArrayView:
     """A validated, C-ready description of one array argument."""
 
@@ -135,8 +145,8 @@ class ArrayView:
         self.dtype = dtype
         self.device = device
         self.device_index = device_index
-        self.shape = tuple(int(s) for s in shape)
-        self.strides = tuple(int(s) for s in strides)
+        self.shape = tuple(map(int, shape))
+        self.strides = tuple(map(int, strides))
         self.keepalive = keepalive
 
     @property
@@ -156,16 +166,12 @@ class ArrayView:
         return True
 
     def c(self):
-        """The fo_tensor of this view."""
-        t = _lib.Tensor()
-        t.data = self.data
-        t.dtype = self.dtype
-        t.device = self.device
-        t.ndim = self.ndim
-        for i, (size, stride) in enumerate(zip(self.shape, self.strides)):
-            t.shape[i] = size
-            t.strides[i] = stride
-        return t
+        """The fo_tensor of this view (packed in one go: field-by-field ctypes stores cost twice
+        as much, and every op argument pays it)."""
+        pad = _ZERO_DIMS[len(self.shape):]
+        return _lib.Tensor.from_buffer_copy(_TENSOR_LAYOUT.pack(
+            self.data, self.dtype, self.device, len(self.shape), *self.shape, *pad,
+            *self.strides, *pad))
 
 
 def _check_ndim(shape, name):
@@ -199,22 +205,38 @@ def _from_numpy(arr, name, bf16):
     return ArrayView(arr, "numpy", arr.ctypes.data, code, _lib.CPU, 0, arr.shape, strides)
 
 
+# torch dtype -> its name and torch device -> (fo device, index), filled on first sight: str() of
+# a dtype and device attribute reads cost ~10 us per tensor, paid by every op argument otherwise.
+_TORCH_DTYPE_NAMES = {}
+_TORCH_DEVICES = {}
+
+
+def _torch_device_code(dev, name):
+    found = _TORCH_DEVICES.get(dev)
+    if found is None:
+        dev_type = getattr(dev, "type", str(dev))
+        if dev_type == "cuda":
+            found = (_lib.CUDA, dev.index or 0)
+        elif dev_type == "cpu":
+            found = (_lib.CPU, 0)
+        else:
+            raise ValueError(f"argument '{name}': unsupported device {dev}")
+        _TORCH_DEVICES[dev] = found
+    return found
+
+
 def _from_torch(t, name, bf16):
-    dname = str(t.dtype).replace("torch.", "")
-    _check_ndim(tuple(t.shape), name)
+    dtype = t.dtype
+    dname = _TORCH_DTYPE_NAMES.get(dtype)
+    if dname is None:
+        dname = _TORCH_DTYPE_NAMES.setdefault(dtype, str(dtype).replace("torch.", ""))
+    shape = tuple(t.shape)
+    _check_ndim(shape, name)
     code = _bf16_override(_TORCH_CODES.get(dname), dname == "uint16", bf16, name)
     if dname not in _TORCH_CODES and dname != "uint16":
         raise ValueError(f"argument '{name}': unsupported dtype {dname}")
-    dev = t.device
-    dev_type = getattr(dev, "type", str(dev))
-    if dev_type == "cuda":
-        device, index = _lib.CUDA, dev.index or 0
-    elif dev_type == "cpu":
-        device, index = _lib.CPU, 0
-    else:
-        raise ValueError(f"argument '{name}': unsupported device {dev}")
-    return ArrayView(t, "torch", t.data_ptr(), code, device, index, tuple(t.shape),
-                     tuple(t.stride()))
+    device, index = _torch_device_code(t.device, name)
+    return ArrayView(t, "torch", t.data_ptr(), code, device, index, shape, t.stride())
 
 
 def _from_cai(obj, name, bf16):

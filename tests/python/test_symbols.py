@@ -180,3 +180,30 @@ def test_shape_fields_are_rechecked_before_each_call():
     s.q_blocks = 40  # would make the C side read past the words
     with pytest.raises(ValueError, match="'symbols'"):
         s.validate()
+
+
+def test_c_struct_is_reused_until_words_or_fields_change():
+    """Symbols.c() keeps one struct per words/fields (ops call it every time): the same object
+    while nothing changes, rebuilt (and rechecked) when a field or a word array is replaced."""
+    s = fo.Symbols.dense(2, 64, 64, block_q=BQ, block_kv=BKV)
+    first = s.c()
+    assert s.c() is first and first.q_bits == s.q_bits.ctypes.data
+    s.q_bits = s.q_bits.copy()
+    moved = s.c()
+    assert moved is not first and moved.q_bits == s.q_bits.ctypes.data
+    s.q_blocks = 40  # would make the C side read past the words
+    with pytest.raises(ValueError, match="'symbols'"):
+        s.c()
+
+
+def test_array_view_struct_holds_the_view_fields():
+    from flashomni import _arrays
+
+    for arr in (np.zeros((3, 5, 7), np.float32)[:, ::2, 1:], np.zeros(4, np.int32),
+                np.zeros((2, 3, 4, 5), np.float64).transpose(3, 1, 0, 2)):
+        v = _arrays.view(arr, "x")
+        t = v.c()
+        assert (t.data, t.dtype, t.device, t.ndim) == (v.data, v.dtype, v.device, arr.ndim)
+        assert tuple(t.shape) == v.shape + (0,) * (4 - arr.ndim)
+        assert tuple(t.strides) == v.strides + (0,) * (4 - arr.ndim)
+        assert v.strides == tuple(s // arr.itemsize for s in arr.strides)
