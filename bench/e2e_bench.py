@@ -96,6 +96,9 @@ def require_gpu_kernels():
             ("sparse_attention", lambda s: flashomni.sparse_attention(q, k, v, s)),
             ("gemm_q", lambda s: flashomni.gemm_q(x, w, b, heads=2, symbols=s)),
             ("gemm_o_update", lambda s: flashomni.gemm_o_update(x, w, b, heads=2, symbols=s)),
+            # The engine recomputes older forecast points' caches with the cache-only form.
+            ("gemm_o_update(cache_only=True)", lambda s: flashomni.gemm_o_update(
+                x, w, b, heads=2, symbols=s, cache_only=True)),
             ("gemm_o_dispatch", lambda s: flashomni.gemm_o_dispatch(
                 x, w, torch.zeros(1, 256, 256, device=dev), heads=2, symbols=s)),
         ]
