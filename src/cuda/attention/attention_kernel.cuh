@@ -155,9 +155,9 @@ void launch_sparse_attention(const AttentionRunArgs& a) {
   };
 
   auto kernel = sparse_attention_kernel<Traits>;
-  static const cudaError_t attr_status = cudaFuncSetAttribute(
-      kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Traits::kSharedBytes);
-  FLASHOMNI_CUDA_CHECK(attr_status);
+  // Per device (a process-wide once would leave a second GPU at the 48 KB default).
+  static DynamicSmemLimit smem_limit;
+  smem_limit.ensure(reinterpret_cast<const void*>(kernel), Traits::kSharedBytes);
   const int grid = a.ctas;
   kernel<<<grid, Traits::kNumThreads, Traits::kSharedBytes, a.stream>>>(p);
   FLASHOMNI_CUDA_CHECK(cudaGetLastError());

@@ -300,15 +300,6 @@ __global__ void __launch_bounds__(kQueryThreads) queries_kernel(PolicyKernelPara
   d->token_pair_density = ratio(d->kept_token_pairs, static_cast<int64_t>(r.lq) * r.lk);
 }
 
-// Opts a kernel into more than the default 48 KB of dynamic shared memory when it needs it.
-template <typename Kernel>
-void allow_smem(Kernel kernel, std::size_t bytes) {
-  if (bytes > 48 * 1024) {
-    FLASHOMNI_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                              static_cast<int>(bytes)));
-  }
-}
-
 }  // namespace
 
 void launch_choose(const PolicyKernelParams& p, cudaStream_t stream) {
@@ -317,13 +308,15 @@ void launch_choose(const PolicyKernelParams& p, cudaStream_t stream) {
     // 128 threads sort up to 256 blocks in 36 barrier stages; larger rows take 256.
     const int32_t threads = np <= 256 ? 128 : 256;
     const std::size_t smem = row_smem_bytes(np);
-    allow_smem(rows_kernel, smem);
+    static DynamicSmemLimit rows_limit;
+    rows_limit.ensure(reinterpret_cast<const void*>(rows_kernel), smem);
     rows_kernel<<<dim3(p.q_blocks, p.heads, p.batch), threads, smem, stream>>>(p, np);
     FLASHOMNI_CUDA_CHECK(cudaGetLastError());
   }
   const int32_t np = next_pow2(std::max(p.q_blocks, 1));
   const std::size_t smem = query_smem_bytes(np, p.q_blocks);
-  allow_smem(queries_kernel, smem);
+  static DynamicSmemLimit queries_limit;
+  queries_limit.ensure(reinterpret_cast<const void*>(queries_kernel), smem);
   queries_kernel<<<dim3(p.heads, p.batch), kQueryThreads, smem, stream>>>(p, np);
   FLASHOMNI_CUDA_CHECK(cudaGetLastError());
 }
