@@ -23,7 +23,7 @@ if [ "$what" != bench ]; then
   timeout 150 "$BIN/gemm_check" 2>&1 | tee "$OUT/gemm_check.log" || rc=1
   timeout 150 compute-sanitizer --tool memcheck "$BIN/gemm_check" --quick >"$OUT/memcheck.log" 2>&1 || rc=1
   tail -4 "$OUT/memcheck.log"
-  timeout 120 python3 -m pytest -q -x tests/gpu/test_gemm.py 2>&1 | tee "$OUT/pytest.log" | tail -15 || rc=1
+  timeout 120 python3 -m pytest -q tests/gpu/test_gemm.py tests/gpu/test_gemm_cache_only.py 2>&1 | tee "$OUT/pytest.log" | tail -15 || rc=1
 fi
 if [ "$what" != check ]; then
   timeout 300 python3 bench/gemm_bench.py --out "$OUT" --tag "${BENCH_TAG:-h100}" 2>&1 | tee "$OUT/bench.log" || rc=1

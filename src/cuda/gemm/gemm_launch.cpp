@@ -2,6 +2,8 @@
 // what the sm_90a kernel supports, carve the workspace, encode the TMA maps, enqueue the planner
 // (when symbols are given) and the persistent kernel on the caller's stream. No host sync.
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "cuda/common/tensor_map.h"
 #include "cuda/gemm/gemm_params.h"
@@ -60,11 +62,12 @@ RowTiling row_tiling(int64_t rows, int32_t row_offset, const SymbolsRef* symbols
 
 void check_common(const TensorRef& a, const TensorRef& weight, const TensorRef& bias,
                   const TensorRef& out, int32_t heads, int32_t head_dim, int32_t row_offset,
-                  const SymbolsRef* symbols, const char* a_name) {
+                  const SymbolsRef* symbols, const char* a_name, bool cache_only_ok = false) {
   FLASHOMNI_CHECK_ARG(a.defined() && a.device == Device::kCUDA, a_name, "expected a CUDA tensor");
   FLASHOMNI_CHECK_ARG(a.dtype == DType::kBFloat16 || a.dtype == DType::kFloat16, a_name,
                       "the sm_90a kernel takes bfloat16 or float16, got ", dtype_name(a.dtype));
   for (const auto& [t, name] : {std::pair{&weight, "weight"}, std::pair{&out, "out"}}) {
+    if (t == &out && !out.defined() && cache_only_ok) continue;
     FLASHOMNI_CHECK_ARG(t->defined() && t->device == Device::kCUDA, name, "expected a CUDA tensor");
     FLASHOMNI_CHECK_ARG(t->dtype == a.dtype, name, "expected dtype ", dtype_name(a.dtype),
                         " (same as ", a_name, "), got ", dtype_name(t->dtype));
@@ -113,14 +116,79 @@ CUtensorMap store_map(const TensorRef& t, const Operand3& o) {
                          gemm::kEpilogueRows, 128 / elem);
 }
 
-void launch_kernel(const GemmKernelParams& kp, DType dtype, const gemm::GemmTensorMaps& maps,
-                   int64_t max_items, cudaStream_t stream) {
-  const int grid = static_cast<int>(std::min<int64_t>(sm_count(), std::max<int64_t>(max_items, 1)));
+// Split-capable modes (GEMM-Q, dispatch) take every SM: their split tail spreads even a short
+// list over the whole GPU. Update (never split) takes one CTA per item at most.
+// FLASHOMNI_GEMM_SPLIT=0 turns the split tail off (whole items only, round robin): a diagnostic
+// switch for A/B timing of the stream-K tail, read once per process.
+bool split_enabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("FLASHOMNI_GEMM_SPLIT");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  return enabled;
+}
+
+int grid_for(bool split, int64_t items) {
+  if (split) return sm_count();
+  return static_cast<int>(std::min<int64_t>(sm_count(), std::max<int64_t>(items, 1)));
+}
+
+// `plan_items`: the planner's list length (GEMM-Q items, GEMM-O row-tile entries). One layout
+// for every mode (gemm_o_update and gemm_o_dispatch share their workspace query); update leaves
+// the split part unused.
+gemm::WorkspaceLayout layout(const SymbolsRef* symbols, int64_t plan_items) {
+  return gemm::workspace_layout(sm_count(), symbols != nullptr, plan_items);
+}
+
+void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, DType dtype,
+            const gemm::GemmTensorMaps& maps, int64_t plan_items, void* workspace,
+            cudaStream_t stream) {
+  const bool split = kp.mode != GemmMode::kOUpdate && split_enabled();
+  const int grid = grid_for(split, kp.dense_items);
+  const gemm::WorkspaceLayout w = layout(symbols, plan_items);
+  auto* base = static_cast<char*>(workspace);
+  if (split) {
+    kp.tickets = reinterpret_cast<int32_t*>(base + w.tickets);
+    kp.partials = reinterpret_cast<float*>(base + w.partials);
+    // Zeroed by the planner when there is one, else by a memset node (both graph-capturable).
+    pp.tickets = kp.tickets;
+    pp.ticket_count = gemm::kPartialSlotsPerCta * grid;
+    if (symbols == nullptr) {
+      FLASHOMNI_CUDA_CHECK(
+          cudaMemsetAsync(kp.tickets, 0, pp.ticket_count * sizeof(int32_t), stream));
+    }
+  }
+  if (symbols != nullptr) {
+    pp.symbols = *symbols;
+    pp.batch = kp.batch;
+    pp.rows = kp.rows;
+    pp.heads = kp.heads;
+    pp.row_tiles = kp.row_tiles;
+    pp.block_q = kp.block_q;
+    pp.chunks_per_block = kp.chunks_per_block;
+    pp.first_block = kp.first_block;
+    pp.row_offset = kp.row_offset;
+    pp.item_count = reinterpret_cast<int32_t*>(base + w.count);
+    pp.items = reinterpret_cast<int4*>(base + w.items);
+    pp.entry_prefix = reinterpret_cast<int32_t*>(base + w.prefix);
+    gemm::launch_gemm_planner(pp, stream);
+    kp.items = pp.items;
+    kp.item_count = pp.item_count;
+    kp.entry_prefix = pp.entry_prefix;
+  }
   if (dtype == DType::kBFloat16) {
     gemm::launch_sparse_gemm_bf16(kp, maps, grid, stream);
   } else {
     gemm::launch_sparse_gemm_fp16(kp, maps, grid, stream);
   }
+}
+
+void set_row_tiling(GemmKernelParams& kp, const RowTiling& r, int32_t row_offset) {
+  kp.row_tiles = r.row_tiles;
+  kp.block_q = r.block_q;
+  kp.chunks_per_block = r.chunks_per_block;
+  kp.first_block = r.first_block;
+  kp.row_offset = row_offset;
 }
 
 int64_t q_max_items(const GemmQParams& p) {
@@ -146,10 +214,13 @@ void check_workspace(const void* workspace, std::size_t bytes, std::size_t neede
 void run_gemm_o(const GemmOParams& p, GemmMode mode, void* workspace, std::size_t workspace_bytes,
                 void* stream_ptr) {
   check_gemm_o(p, Device::kCUDA, mode == GemmMode::kOUpdate);
-  check_common(p.a, p.weight, p.bias, p.out, p.heads, p.head_dim, p.row_offset, p.symbols, "a");
+  // gemm_o_update with no out (null data) stores the cache alone (gemm.h).
+  const bool cache_only = mode == GemmMode::kOUpdate && p.out.data == nullptr;
+  check_common(p.a, p.weight, p.bias, p.out, p.heads, p.head_dim, p.row_offset, p.symbols, "a",
+               cache_only);
   const Operand3 a = as_3d(p.a, "a");
   const Operand3 w = as_3d(p.weight, "weight");
-  const Operand3 out = as_3d(p.out, "out");
+  const Operand3 out = cache_only ? as_3d(p.cache, "cache") : as_3d(p.out, "out");
   const int64_t head_cols = static_cast<int64_t>(p.heads) * p.head_dim;
   FLASHOMNI_CHECK_ARG(a.cols >= head_cols, "a", "expected at least heads * head_dim = ", head_cols,
                       " columns, got ", a.cols);
@@ -166,7 +237,7 @@ void run_gemm_o(const GemmOParams& p, GemmMode mode, void* workspace, std::size_
                       "out", "the kernel stores column pairs: N and row strides must be even");
   check_tma_operand(a, p.a, "a");
   check_tma_operand(w, p.weight, "weight");
-  check_tma_operand(out, p.out, "out");
+  if (!cache_only) check_tma_operand(out, p.out, "out");
   check_tma_operand(cache, p.cache, "cache");
   if (a.batch == 1 && p.symbols != nullptr) {
     FLASHOMNI_CHECK_ARG(p.symbols->shape.batch == 1, "symbols.batch", "expected 1");
@@ -189,14 +260,10 @@ void run_gemm_o(const GemmOParams& p, GemmMode mode, void* workspace, std::size_
   kp.extra_k_blocks = static_cast<int32_t>((a.cols - head_cols + kTileK - 1) / kTileK);
   kp.n_tiles = static_cast<int32_t>((w.rows + kTileN - 1) / kTileN);
   kp.b_box_rows = 128;
-  kp.row_tiles = r.row_tiles;
-  kp.block_q = r.block_q;
-  kp.chunks_per_block = r.chunks_per_block;
-  kp.first_block = r.first_block;
-  kp.row_offset = p.row_offset;
+  set_row_tiling(kp, r, p.row_offset);
   const int64_t entries = o_max_entries(p);
   kp.dense_items = static_cast<int32_t>(entries * kp.n_tiles);
-  kp.out = p.out.data;
+  kp.out = cache_only ? nullptr : p.out.data;
   kp.out_row_stride = out.row_stride;
   kp.out_batch_stride = out.batch_stride;
   kp.bias = p.bias.data;
@@ -204,40 +271,25 @@ void run_gemm_o(const GemmOParams& p, GemmMode mode, void* workspace, std::size_
   kp.cache_fp32 = p.cache.dtype == DType::kFloat32;
   kp.cache_row_stride = cache.row_stride;
   kp.cache_batch_stride = cache.batch_stride;
-  if (p.symbols != nullptr) {
-    GemmPlanParams pp;
-    pp.mode = mode;
-    pp.symbols = *p.symbols;
-    pp.batch = kp.batch;
-    pp.rows = kp.rows;
-    pp.heads = p.heads;
-    pp.row_tiles = r.row_tiles;
-    pp.block_q = r.block_q;
-    pp.chunks_per_block = r.chunks_per_block;
-    pp.first_block = r.first_block;
-    pp.row_offset = p.row_offset;
-    pp.k_blocks_per_head = p.head_dim / kTileK;
-    pp.extra_k_blocks = kp.extra_k_blocks;
-    pp.item_count = static_cast<int32_t*>(workspace);
-    pp.items = reinterpret_cast<int4*>(static_cast<char*>(workspace) + 256);
-    gemm::launch_gemm_planner(pp, stream);
-    kp.items = pp.items;
-    kp.item_count = pp.item_count;
-  }
+  kp.cache_only = cache_only ? 1 : 0;
+  GemmPlanParams pp;
+  pp.mode = mode;
+  pp.k_blocks_per_head = p.head_dim / kTileK;
+  pp.extra_k_blocks = kp.extra_k_blocks;
+  pp.cache_only = kp.cache_only;
   gemm::GemmTensorMaps maps;
   maps.a = make_tensor_map(p.a.data, 2, a.batch, a.rows, a.cols, a.row_stride, a.batch_stride,
                            kTileM, kTileK);
   maps.b = make_tensor_map(p.weight.data, 2, 1, w.rows, w.cols, w.row_stride, 0, 128, kTileK);
-  maps.out = store_map(p.out, out);
   maps.cache = store_map(p.cache, cache);
-  launch_kernel(kp, p.a.dtype, maps, kp.dense_items, stream);
+  maps.out = cache_only ? maps.cache : store_map(p.out, out);
+  launch(kp, pp, p.symbols, p.a.dtype, maps, entries, workspace, stream);
 }
 
 }  // namespace
 
 std::size_t gemm_q_workspace_size(const GemmQParams& p) {
-  if (p.symbols == nullptr) return 0;
-  return gemm::plan_workspace_bytes(q_max_items(p));
+  return layout(p.symbols, q_max_items(p)).bytes;
 }
 
 void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, void* stream_ptr) {
@@ -275,35 +327,15 @@ void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, 
   kp.slots = kTileN / p.head_dim;
   kp.k_blocks = static_cast<int32_t>((x.cols + kTileK - 1) / kTileK);
   kp.b_box_rows = p.head_dim;
-  kp.row_tiles = r.row_tiles;
-  kp.block_q = r.block_q;
-  kp.chunks_per_block = r.chunks_per_block;
-  kp.first_block = r.first_block;
-  kp.row_offset = p.row_offset;
+  set_row_tiling(kp, r, p.row_offset);
   kp.dense_items = static_cast<int32_t>(q_max_items(p));
   kp.out = p.out.data;
   kp.out_row_stride = out.row_stride;
   kp.out_batch_stride = out.batch_stride;
   kp.bias = p.bias.data;
-  if (p.symbols != nullptr) {
-    GemmPlanParams pp;
-    pp.mode = GemmMode::kQ;
-    pp.symbols = *p.symbols;
-    pp.batch = kp.batch;
-    pp.rows = kp.rows;
-    pp.heads = p.heads;
-    pp.slots = kp.slots;
-    pp.row_tiles = r.row_tiles;
-    pp.block_q = r.block_q;
-    pp.chunks_per_block = r.chunks_per_block;
-    pp.first_block = r.first_block;
-    pp.row_offset = p.row_offset;
-    pp.item_count = static_cast<int32_t*>(workspace);
-    pp.items = reinterpret_cast<int4*>(static_cast<char*>(workspace) + 256);
-    gemm::launch_gemm_planner(pp, stream);
-    kp.items = pp.items;
-    kp.item_count = pp.item_count;
-  }
+  GemmPlanParams pp;
+  pp.mode = GemmMode::kQ;
+  pp.slots = kp.slots;
   gemm::GemmTensorMaps maps;
   maps.a = make_tensor_map(p.x.data, 2, x.batch, x.rows, x.cols, x.row_stride, x.batch_stride,
                            kTileM, kTileK);
@@ -311,12 +343,11 @@ void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, 
       make_tensor_map(p.weight.data, 2, 1, w.rows, w.cols, w.row_stride, 0, p.head_dim, kTileK);
   maps.out = store_map(p.out, out);
   maps.cache = maps.out;
-  launch_kernel(kp, p.x.dtype, maps, kp.dense_items, stream);
+  launch(kp, pp, p.symbols, p.x.dtype, maps, kp.dense_items, workspace, stream);
 }
 
 std::size_t gemm_o_workspace_size(const GemmOParams& p) {
-  if (p.symbols == nullptr) return 0;
-  return gemm::plan_workspace_bytes(o_max_entries(p));
+  return layout(p.symbols, o_max_entries(p)).bytes;
 }
 
 void gemm_o_update(const GemmOParams& p, void* workspace, std::size_t workspace_bytes,
