@@ -7,7 +7,6 @@
 #include "cuda/gemm/gemm_consumer.cuh"
 #include "cuda/gemm/gemm_epilogue.cuh"
 #include "cuda/gemm/gemm_producer.cuh"
-#include "cuda/gemm/gemm_split.cuh"
 #include "cuda/runtime.h"
 
 namespace flashomni::cuda::gemm {
@@ -20,12 +19,6 @@ inline constexpr int kProducerRegs = 40;
 inline constexpr int kConsumerRegs = 232;
 static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= 168 * kThreads, "setmaxnreg pool");
 
-template <int kN>
-__device__ __forceinline__ void zero_acc(float (&acc)[128]) {
-#pragma unroll
-  for (int i = 0; i < kN / 2; ++i) acc[i] = 0.f;
-}
-
 template <typename T>
 __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const CUtensorMap* out_map,
                                               const CUtensorMap* cache_map, GemmSharedStorage& smem,
@@ -33,32 +26,23 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const C
   uint8_t* buf = smem.epilogue[warpgroup];
   PipelineState state;
   const FragmentCoords f(warpgroup);
-  UnitCursor cursor = unit_cursor(p);
-  Tile t;
-  Unit u;
-  while (next_unit(p, cursor, t, u)) {
+  const int32_t items = num_items(p);
+  // Each path declares its own accumulator: with one array shared by the n128 and n256 paths,
+  // ptxas (13.0) cannot keep the fragment in place and serialises every wgmma (C7511).
+  for (int32_t k = blockIdx.x; k < items; k += gridDim.x) {
+    const Tile t = get_tile(p, k);
     if (p.mode == GemmMode::kQ) {
       // One 128-column head (or two of 64) fill only half of the tile: use m64n128 wgmma.
       if (t.slots * p.head_dim <= 128) {
         float acc[128];
-        if (u.first) {
-          init_bias<128, T>(acc, p, t, f);
-        } else {
-          zero_acc<128>(acc);
-        }
-        consume_k_blocks<128, T>(acc, u.kb_end - u.kb_begin, warpgroup, smem, state);
-        if (!u.whole && !reduce_split<128>(acc, p, u, smem)) continue;
+        init_bias<128, T>(acc, p, t, f);
+        consume_k_blocks<128, T>(acc, t.phase2, warpgroup, smem, state);
         store_tile_tma<128>(acc, p, t, f, buf, out_map, warpgroup, static_cast<T*>(p.out),
                             p.out_row_stride, p.out_batch_stride);
       } else {
         float acc[128];
-        if (u.first) {
-          init_bias<256, T>(acc, p, t, f);
-        } else {
-          zero_acc<256>(acc);
-        }
-        consume_k_blocks<256, T>(acc, u.kb_end - u.kb_begin, warpgroup, smem, state);
-        if (!u.whole && !reduce_split<256>(acc, p, u, smem)) continue;
+        init_bias<256, T>(acc, p, t, f);
+        consume_k_blocks<256, T>(acc, t.phase2, warpgroup, smem, state);
         store_tile_tma<256>(acc, p, t, f, buf, out_map, warpgroup, static_cast<T*>(p.out),
                             p.out_row_stride, p.out_batch_stride);
       }
@@ -66,7 +50,8 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const C
     }
     float acc[128];
     if (p.mode == GemmMode::kOUpdate) {
-      // C = bias + cached heads, stored; then Y = C + active heads + extra, same registers.
+      // C = bias + cached heads, stored; then Y = C + active heads + extra, same registers
+      // (cache only: C alone).
       init_bias<256, T>(acc, p, t, f);
       consume_k_blocks<256, T>(acc, t.phase1, warpgroup, smem, state);
       if (p.cache_fp32) {
@@ -78,17 +63,13 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const C
         round_to_storage<T>(acc);
       }
       if (p.cache_only) continue;
-    } else if (!u.first) {
-      zero_acc<256>(acc);
     } else if (p.cache_fp32) {
       init_from_cache<float>(acc, p, t, f);
     } else {
       init_from_cache<T>(acc, p, t, f);
     }
     hopper::wgmma_fence_operands(acc);
-    // Update's units are whole items: [0, phase1 + phase2), phase2 after the cache store.
-    consume_k_blocks<256, T>(acc, u.kb_end - u.kb_begin - t.phase1, warpgroup, smem, state);
-    if (!u.whole && !reduce_split<256>(acc, p, u, smem)) continue;
+    consume_k_blocks<256, T>(acc, t.phase2, warpgroup, smem, state);
     store_tile_tma<256>(acc, p, t, f, buf, out_map, warpgroup, static_cast<T*>(p.out),
                         p.out_row_stride, p.out_batch_stride);
   }

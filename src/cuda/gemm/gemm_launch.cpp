@@ -2,8 +2,6 @@
 // what the sm_90a kernel supports, carve the workspace, encode the TMA maps, enqueue the planner
 // (when symbols are given) and the persistent kernel on the caller's stream. No host sync.
 #include <algorithm>
-#include <cstdlib>
-#include <string>
 
 #include "cuda/common/tensor_map.h"
 #include "cuda/gemm/gemm_params.h"
@@ -116,48 +114,12 @@ CUtensorMap store_map(const TensorRef& t, const Operand3& o) {
                          gemm::kEpilogueRows, 128 / elem);
 }
 
-// Split-capable modes (GEMM-Q, dispatch) take every SM: their split tail spreads even a short
-// list over the whole GPU. Update (never split) takes one CTA per item at most.
-// FLASHOMNI_GEMM_SPLIT=0 turns the split tail off (whole items only, round robin): a diagnostic
-// switch for A/B timing of the stream-K tail, read once per process.
-bool split_enabled() {
-  static const bool enabled = [] {
-    const char* v = std::getenv("FLASHOMNI_GEMM_SPLIT");
-    return v == nullptr || std::string(v) != "0";
-  }();
-  return enabled;
-}
-
-int grid_for(bool split, int64_t items) {
-  if (split) return sm_count();
-  return static_cast<int>(std::min<int64_t>(sm_count(), std::max<int64_t>(items, 1)));
-}
-
-// `plan_items`: the planner's list length (GEMM-Q items, GEMM-O row-tile entries). One layout
-// for every mode (gemm_o_update and gemm_o_dispatch share their workspace query); update leaves
-// the split part unused.
-gemm::WorkspaceLayout layout(const SymbolsRef* symbols, int64_t plan_items) {
-  return gemm::workspace_layout(sm_count(), symbols != nullptr, plan_items);
-}
-
+// Enqueues the planner (when symbols are given: its list goes to the workspace, [count | items])
+// and the persistent kernel, one CTA per SM at most.
 void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, DType dtype,
-            const gemm::GemmTensorMaps& maps, int64_t plan_items, void* workspace,
-            cudaStream_t stream) {
-  const bool split = kp.mode != GemmMode::kOUpdate && split_enabled();
-  const int grid = grid_for(split, kp.dense_items);
-  const gemm::WorkspaceLayout w = layout(symbols, plan_items);
-  auto* base = static_cast<char*>(workspace);
-  if (split) {
-    kp.tickets = reinterpret_cast<int32_t*>(base + w.tickets);
-    kp.partials = reinterpret_cast<float*>(base + w.partials);
-    // Zeroed by the planner when there is one, else by a memset node (both graph-capturable).
-    pp.tickets = kp.tickets;
-    pp.ticket_count = gemm::kPartialSlotsPerCta * grid;
-    if (symbols == nullptr) {
-      FLASHOMNI_CUDA_CHECK(
-          cudaMemsetAsync(kp.tickets, 0, pp.ticket_count * sizeof(int32_t), stream));
-    }
-  }
+            const gemm::GemmTensorMaps& maps, void* workspace, cudaStream_t stream) {
+  const int grid =
+      static_cast<int>(std::min<int64_t>(sm_count(), std::max<int64_t>(kp.dense_items, 1)));
   if (symbols != nullptr) {
     pp.symbols = *symbols;
     pp.batch = kp.batch;
@@ -168,13 +130,11 @@ void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, D
     pp.chunks_per_block = kp.chunks_per_block;
     pp.first_block = kp.first_block;
     pp.row_offset = kp.row_offset;
-    pp.item_count = reinterpret_cast<int32_t*>(base + w.count);
-    pp.items = reinterpret_cast<int4*>(base + w.items);
-    pp.entry_prefix = reinterpret_cast<int32_t*>(base + w.prefix);
+    pp.item_count = static_cast<int32_t*>(workspace);
+    pp.items = reinterpret_cast<int4*>(static_cast<char*>(workspace) + 256);
     gemm::launch_gemm_planner(pp, stream);
     kp.items = pp.items;
     kp.item_count = pp.item_count;
-    kp.entry_prefix = pp.entry_prefix;
   }
   if (dtype == DType::kBFloat16) {
     gemm::launch_sparse_gemm_bf16(kp, maps, grid, stream);
@@ -283,13 +243,14 @@ void run_gemm_o(const GemmOParams& p, GemmMode mode, void* workspace, std::size_
   maps.b = make_tensor_map(p.weight.data, 2, 1, w.rows, w.cols, w.row_stride, 0, 128, kTileK);
   maps.cache = store_map(p.cache, cache);
   maps.out = cache_only ? maps.cache : store_map(p.out, out);
-  launch(kp, pp, p.symbols, p.a.dtype, maps, entries, workspace, stream);
+  launch(kp, pp, p.symbols, p.a.dtype, maps, workspace, stream);
 }
 
 }  // namespace
 
 std::size_t gemm_q_workspace_size(const GemmQParams& p) {
-  return layout(p.symbols, q_max_items(p)).bytes;
+  if (p.symbols == nullptr) return 0;
+  return gemm::plan_workspace_bytes(q_max_items(p));
 }
 
 void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, void* stream_ptr) {
@@ -343,11 +304,12 @@ void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, 
       make_tensor_map(p.weight.data, 2, 1, w.rows, w.cols, w.row_stride, 0, p.head_dim, kTileK);
   maps.out = store_map(p.out, out);
   maps.cache = maps.out;
-  launch(kp, pp, p.symbols, p.x.dtype, maps, kp.dense_items, workspace, stream);
+  launch(kp, pp, p.symbols, p.x.dtype, maps, workspace, stream);
 }
 
 std::size_t gemm_o_workspace_size(const GemmOParams& p) {
-  return layout(p.symbols, o_max_entries(p)).bytes;
+  if (p.symbols == nullptr) return 0;
+  return gemm::plan_workspace_bytes(o_max_entries(p));
 }
 
 void gemm_o_update(const GemmOParams& p, void* workspace, std::size_t workspace_bytes,

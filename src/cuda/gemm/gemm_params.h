@@ -32,13 +32,6 @@ inline constexpr int kPlannerThreads = 1024;
 inline constexpr int kMaxHeads = 64;
 // Counting-sort buckets of the GEMM-O planner: cost = k-blocks of a row block (<= 64 * 4 + extra).
 inline constexpr int kMaxPlanCost = 1023;
-// Split (stream-K) tail: a CTA's share of the split region is at least this many k-blocks, so a
-// part's fixed cost (its 128 KB fp32 partial written and read once, ~1-2 us) stays below a fifth
-// of its mainloop (16 k-blocks ~ 13 us at ~0.8 us per k-block).
-inline constexpr int kMinSplitKBlocks = 16;
-// Each CTA writes at most two partial tiles (the item its range starts in and the one it ends in).
-inline constexpr int kPartialSlotsPerCta = 2;
-inline constexpr int kPartialFloats = kTileM * kTileN;  // one 128 x 256 fp32 tile = 128 KB
 
 enum class GemmMode : int32_t { kQ = 0, kOUpdate = 1, kODispatch = 2 };
 
@@ -49,13 +42,6 @@ enum class GemmMode : int32_t { kQ = 0, kOUpdate = 1, kODispatch = 2 };
 //     n_tiles items (entry = item / n_tiles, column tile = item % n_tiles).
 // m0 may be negative or run past M (row_offset, tails): those rows are loaded as zeros by TMA and
 // never stored.
-//
-// Schedule (gemm_scheduler.cuh): with n items on G CTAs, the first n - n % G - G items run whole,
-// round robin (data parallel); the rest (the last full wave plus the remainder, or all items when
-// n < 2 G) are split by k-blocks into G equal contiguous ranges (stream-K), so no CTA idles in a
-// partial last wave. A part of a split item writes its fp32 partial tile to the workspace and the
-// last of its parts to arrive (a ticket per item) sums them in a fixed order and stores the tile.
-// GEMM-O update is never split (its cache store needs all cached heads first).
 struct GemmKernelParams {
   GemmMode mode = GemmMode::kQ;
   int32_t batch = 0;
@@ -78,11 +64,6 @@ struct GemmKernelParams {
   int32_t dense_items = 0;      // item count when no planner ran (dense), else an upper bound
   const int4* items = nullptr;  // planner output (nullptr: dense, items from the index)
   const int32_t* item_count = nullptr;  // device count (GEMM-Q items / GEMM-O row entries)
-  // GEMM-O planned: exclusive prefix of the entries' costs max(k-blocks, 1), entries + 1 values.
-  const int32_t* entry_prefix = nullptr;
-  // Split tail: tickets (2 G ints, zero between launches) and 2 G partial tiles; nullptr: no split.
-  int32_t* tickets = nullptr;
-  float* partials = nullptr;
   int32_t cache_only = 0;  // GEMM-O update with no out: reduce and store the cache C only
   // Epilogue (strides in elements; batch stride unused when batch == 1).
   void* out = nullptr;
@@ -103,35 +84,11 @@ struct GemmPlanParams {
   int32_t cache_only = 0;
   int4* items = nullptr;
   int32_t* item_count = nullptr;
-  int32_t* entry_prefix = nullptr;  // GEMM-O: max_items + 1 ints
-  // The split tail's tickets, zeroed here (saves the memset node a dense launch needs).
-  int32_t* tickets = nullptr;
-  int32_t ticket_count = 0;
 };
 
-// Workspace, in 256-byte aligned parts: tickets (2 x grid ints) and partial tiles (2 x grid x
-// 128 KB) of the split tail, then, when symbols are given, the plan: the count, the items and
-// (GEMM-O) the entry prefix. ~33 MB on a 132-SM H100, most of it the partials.
-struct WorkspaceLayout {
-  std::size_t tickets = 0, partials = 0, count = 0, items = 0, prefix = 0, bytes = 0;
-};
-inline std::size_t align256(std::size_t v) {
-  return (v + 255) & ~std::size_t{255};
-}
-inline WorkspaceLayout workspace_layout(int grid, bool planned, int64_t max_items) {
-  WorkspaceLayout w;
-  const auto slots = static_cast<std::size_t>(kPartialSlotsPerCta) * static_cast<std::size_t>(grid);
-  w.tickets = 0;
-  w.partials = align256(slots * sizeof(int32_t));
-  w.bytes = w.partials + slots * kPartialFloats * sizeof(float);
-  if (planned) {
-    const auto items = static_cast<std::size_t>(max_items);
-    w.count = w.bytes;
-    w.items = w.count + 256;
-    w.prefix = align256(w.items + items * sizeof(int4));
-    w.bytes = align256(w.prefix + (items + 1) * sizeof(int32_t));
-  }
-  return w;
+// Workspace: [count int32, padded to 256 B][items int4 x max_items].
+inline std::size_t plan_workspace_bytes(int64_t max_items) {
+  return 256 + static_cast<std::size_t>(max_items) * sizeof(int4);
 }
 
 // Launches (on `stream`, no host synchronisation). The kernel is launched with programmatic

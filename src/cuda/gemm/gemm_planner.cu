@@ -4,8 +4,7 @@
 //           CTAs running at once share X rows and W_q in L2, full groups before partial ones;
 //           cached (row tile, head) pairs vanish.
 //   GEMM-O: one entry per row tile with its active-head mask, sorted by k-blocks to reduce
-//           (descending) so the persistent CTAs take the longest row tiles first, and the
-//           prefix of those costs (the kernel cuts its split tail with it).
+//           (descending) so the persistent CTAs take the longest row tiles first.
 #include "cuda/common/hopper.cuh"
 #include "cuda/common/work_list.cuh"
 #include "cuda/gemm/gemm_params.h"
@@ -39,7 +38,6 @@ __global__ void __launch_bounds__(kPlannerThreads, 1) gemm_planner_kernel(const 
   // Let the GEMM kernel start its prologue (barriers, tensor-map prefetch) while we plan; it
   // waits (griddepcontrol.wait) for this grid's completion before reading the list.
   hopper::grid_launch_dependents();
-  for (int32_t i = threadIdx.x; i < p.ticket_count; i += kPlannerThreads) p.tickets[i] = 0;
   const int32_t candidates = p.batch * p.row_tiles;
   if (p.mode == GemmMode::kQ) {
     // Full groups (all `slots` heads) first, then the at most one partial group per row tile
@@ -78,16 +76,13 @@ __global__ void __launch_bounds__(kPlannerThreads, 1) gemm_planner_kernel(const 
   // GEMM-O: every in-range row tile is an entry (dispatch must still write Y = C where no head is
   // active); cost = k-blocks it reduces in this call.
   __shared__ int32_t hist[kMaxPlanCost + 2];
-  __shared__ int32_t scratch[kPlannerThreads / 32 + 1];
-  auto entry_cost = [&](uint64_t mask) {
-    const int32_t active = __popcll(mask);
-    if (p.mode == GemmMode::kODispatch) return active * p.k_blocks_per_head + p.extra_k_blocks;
-    if (p.cache_only) return (p.heads - active) * p.k_blocks_per_head;
-    return p.heads * p.k_blocks_per_head + p.extra_k_blocks;
-  };
+  const bool update = p.mode == GemmMode::kOUpdate;
   auto cost = [&](int32_t index) {
     const RowTile t = row_tile(p, index);
-    return in_range(p, t) ? entry_cost(t.mask) : -1;
+    if (!in_range(p, t)) return -1;
+    if (p.cache_only) return (p.heads - __popcll(t.mask)) * p.k_blocks_per_head;
+    const int32_t heads = update ? p.heads : __popcll(t.mask);
+    return heads * p.k_blocks_per_head + p.extra_k_blocks;
   };
   auto emit = [&](int32_t rank, int32_t index) {
     const RowTile t = row_tile(p, index);
@@ -96,26 +91,6 @@ __global__ void __launch_bounds__(kPlannerThreads, 1) gemm_planner_kernel(const 
   };
   work_list::sort_by_cost_desc<kPlannerThreads, kMaxPlanCost>(candidates, hist, cost, emit,
                                                               p.item_count);
-  __syncthreads();  // the sorted entries and their count (global, written by this CTA)
-  // Exclusive prefix of the sorted entries' costs (at least 1: an entry with nothing to reduce
-  // still stores its tile), read by the kernel to cut the split tail into equal k-block ranges.
-  const int32_t entries = *p.item_count;
-  int32_t base = 0;
-  for (int32_t start = 0; start < entries; start += kPlannerThreads) {
-    const int32_t rank = start + static_cast<int32_t>(threadIdx.x);
-    int32_t c = 0;
-    if (rank < entries) {
-      const int4 w = p.items[rank];
-      const uint64_t mask =
-          (static_cast<uint64_t>(static_cast<uint32_t>(w.w)) << 32) | static_cast<uint32_t>(w.z);
-      c = max(entry_cost(mask), 1);
-    }
-    int32_t total = 0;
-    const int32_t offset = work_list::block_exclusive_scan<kPlannerThreads>(c, scratch, &total);
-    if (rank < entries) p.entry_prefix[rank] = base + offset;
-    base += total;
-  }
-  if (threadIdx.x == 0) p.entry_prefix[entries] = base;
 }
 
 }  // namespace

@@ -26,17 +26,16 @@ __device__ __forceinline__ void prefetch_cache_tile(const GemmKernelParams& p, c
 __device__ __forceinline__ void producer_loop(const GemmKernelParams& p, const CUtensorMap* a_map,
                                               const CUtensorMap* b_map, GemmSharedStorage& smem) {
   PipelineState state;
+  const int32_t items = num_items(p);
   constexpr uint32_t kBytesA = kTileM * kTileK * 2;
   const uint32_t b_box_bytes = static_cast<uint32_t>(p.b_box_rows) * kTileK * 2;
-  UnitCursor cursor = unit_cursor(p);
-  Tile t;
-  Unit u;
-  while (next_unit(p, cursor, t, u)) {
+  for (int32_t k = blockIdx.x; k < items; k += gridDim.x) {
+    const Tile t = get_tile(p, k);
     // GEMM-Q loads one weight box per used head slot; GEMM-O one per 128 output columns.
     const int32_t boxes = p.mode == GemmMode::kQ ? t.slots : kTileN / p.b_box_rows;
     const uint32_t bytes = kBytesA + boxes * b_box_bytes;
-    if (p.mode == GemmMode::kODispatch && u.first) prefetch_cache_tile(p, t);
-    for_each_k_block(p, t, u.kb_begin, u.kb_end, [&](int32_t k_col) {
+    if (p.mode == GemmMode::kODispatch) prefetch_cache_tile(p, t);
+    for_each_k_block(p, t, [&](int32_t k_col) {
       hopper::mbar_wait(&smem.empty[state.stage], state.phase ^ 1);
       hopper::mbar_arrive_expect_tx(&smem.full[state.stage], bytes);
       uint8_t* a_dst = smem.a[state.stage];

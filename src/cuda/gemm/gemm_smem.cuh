@@ -18,7 +18,6 @@ struct alignas(1024) GemmSharedStorage {
   alignas(1024) uint8_t epilogue[2][kEpilogueBytes];
   uint64_t full[kStages];   // TMA bytes landed (1 arrival + transaction count)
   uint64_t empty[kStages];  // both consumer warpgroups done reading (2 arrivals)
-  int32_t split_last;       // the consumers' part of a split item was the last to arrive
 };
 
 inline constexpr std::size_t kSmemBytes = sizeof(GemmSharedStorage) + 1024;  // + alignment slack
