@@ -235,13 +235,14 @@ def engine_stats(engine):
     kinds, per_step = {}, []
     for s in range(engine.config.schedule.num_steps):
         reports = engine.step_reports(s).values()
-        names = [r.kind.name.lower() for r in reports]
+        # A dispatch the dense fallback ran densely counts as "dense".
+        names = ["dense" if getattr(r, "dense", False) else r.kind.name.lower() for r in reports]
         for k in names:
             kinds[k] = kinds.get(k, 0) + 1
         n = max(len(names), 1)
         per_step.append(dict(
             step=s, update=names.count("update"), dispatch=names.count("dispatch"),
-            reuse=names.count("reuse"),
+            reuse=names.count("reuse"), dense=names.count("dense"),
             query_density=round(sum(r.query_density for r in reports) / n, 4),
             pair_density=round(sum(r.pair_density for r in reports) / n, 4)))
     return dict(layer_steps_by_kind=kinds, per_step=per_step)
@@ -254,7 +255,7 @@ def engine_config(args, dtype, tau_q, tau_kv, model_query_score=None):
                                    interval=args.interval),
         policy=fe.PolicyConfig(tau_q=tau_q, tau_kv=tau_kv),
         taylor_order=args.order, reuse_below=args.reuse_below,
-        dense_q_above=args.dense_q_above,
+        dense_q_above=args.dense_q_above, dense_fallback=args.dense_fallback,
         query_score=args.query_score or model_query_score or "text_image",
         cache_dtype=torch.float32 if args.cache_dtype == "float32" else dtype)
 
@@ -328,7 +329,8 @@ def run_model(name, builder, args, device, dtype):
         updates=engine.schedule.update_steps()), engine=dict(
         taylor_order=args.order, reuse_below=args.reuse_below, tau_q=args.tau_q,
         tau_kv=args.tau_kv, cache_dtype=args.cache_dtype, update_backend=cfg.update_backend,
-        dense_q_above=cfg.dense_q_above, query_score=cfg.query_score))
+        dense_q_above=cfg.dense_q_above, dense_fallback=cfg.dense_fallback,
+        query_score=cfg.query_score))
     with torch.no_grad(), sdpa_context(device):
         dense_x, result["dense"] = dense_arm(name, forward, latents, sigmas, args, dense_setup,
                                              engine.schedule)
@@ -456,8 +458,9 @@ def print_summary(name, r):
             parts = "  ".join(f"{c} {split['ms'][c]:.1f}" for c in CATEGORIES)
             per_step = "  ".join(f"{c} {split['per_step_ms'][c]:.2f}" for c in CATEGORIES)
             print(f"  {arm:9s} GPU kernel ms: {parts}; per step: {per_step}")
-    counts = [str(f["layer_steps_by_kind"].get(k, 0)) for k in ("update", "dispatch", "reuse")]
-    print(f"  layer-steps update / dispatch / reuse: {' / '.join(counts)}")
+    counts = [str(f["layer_steps_by_kind"].get(k, 0))
+              for k in ("update", "dispatch", "reuse", "dense")]
+    print(f"  layer-steps update / dispatch / reuse / dense (fallback): {' / '.join(counts)}")
     dev = r["deviation"]
     print(f"  final latents vs dense: rel L2 {dev['rel_l2']:.4g}, PSNR {dev['psnr_db']:.2f} dB")
     if "scaled_to_full_depth" in r:
@@ -478,6 +481,9 @@ def main(argv=None):
     ap.add_argument("--tau-q", type=float, default=0.5)
     ap.add_argument("--tau-kv", type=float, default=0.15)
     ap.add_argument("--cache-dtype", choices=("float32", "bfloat16"), default="float32")
+    ap.add_argument("--dense-fallback", action="store_true",
+                    help="EngineConfig.dense_fallback: layers whose dispatch steps would cost more "
+                         "than dense (flashomni.engine.dispatch_cost_ratio) run them densely")
     ap.add_argument("--dense-q-above", type=float, default=fe.EngineConfig.dense_q_above,
                     help="dispatch steps of layers above this query density project Q with "
                          "cuBLAS (1.0: always gemm_q)")

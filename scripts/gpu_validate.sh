@@ -14,7 +14,7 @@ has() { [[ " $STEPS " == *" $1 "* ]]; }
 step() { echo "=== $1 ($(date +%T))"; }
 mkdir -p "$OUT"
 status=0
-export FLASHOMNI_LIBRARY=$PWD/$BIN/libflashomni.so PYTHONPATH=$PWD/python${PYTHONPATH:+:$PYTHONPATH}
+export LD_LIBRARY_PATH=$PWD/$BIN${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} FLASHOMNI_LIBRARY=$PWD/$BIN/libflashomni.so PYTHONPATH=$PWD/python${PYTHONPATH:+:$PYTHONPATH}
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$OUT/device.txt"
 echo "commit ${FLASHOMNI_COMMIT:-unknown}, $(date -u +%Y-%m-%dT%H:%MZ)" | tee -a "$OUT/device.txt"
 

@@ -120,6 +120,13 @@ class EngineConfig:
     # below ~0.75. Safe for the output: the attention never reads the Q rows of cached (block,
     # head) tiles, so computing them changes nothing. 1.0 turns it off (always gemm_q).
     dense_q_above: float = 0.75
+    # Dense fallback: at its update, a layer whose coming dispatch steps would cost more than
+    # its dense step (dispatch_cost_ratio(): the shapes, the chosen symbols' densities and the
+    # kernel efficiencies measured on the H100) runs them densely instead — torch's cuBLAS and
+    # SDPA, the exact dense output — and its update computes no cache. Off by default: the
+    # sparse path is what the engine exists for, and the ratio's efficiencies are an H100
+    # model; bench/e2e_bench.py --dense-fallback measures it.
+    dense_fallback: bool = False
     # Per-layer thresholds (issue 5): overrides of policy.tau_q / tau_kv for some layers, as a
     # dict {layer: (tau_q, tau_kv)} or a callable layer_index -> (tau_q, tau_kv) or None. A layer
     # is its index (the order FlashOmniEngine.layer() first met it: apply_flux numbers the
@@ -164,6 +171,7 @@ class StepReport:
     pair_density: float = 1.0  # attention FLOP fraction vs dense
     forecast_points: int = 0  # points behind the forecast (0 at an update)
     dense_q: bool = False  # a dispatch step whose Q projection ran densely (dense_q_above)
+    dense: bool = False  # a dispatch step run densely throughout (dense_fallback)
     policy_ran: bool = False
 
 
@@ -193,6 +201,7 @@ class LayerEngine:
         self.density: Optional[dict] = None  # their Symbols.density() summary
         self.reuse = False
         self.dense_q = False  # dispatch steps run Q densely (decided at the last update)
+        self.dense = False  # dispatch steps run the whole layer densely (dense_fallback)
         self.kind: Optional[StepKind] = None
         self.step = -1
         self._update_steps: List[int] = []  # the last taylor_order + 1 update steps
@@ -247,6 +256,7 @@ class LayerEngine:
                 report.kv_density = d["kv"]["overall"]
                 report.pair_density = d["token_pair"]["overall"]
                 report.dense_q = self.dense_q
+                report.dense = self.dense
             else:
                 report.query_density = report.kv_density = report.pair_density = 0.0
         self.reports.append(report)
@@ -279,7 +289,7 @@ class LayerEngine:
         the union with the symbols)."""
         self._require(StepKind.UPDATE, StepKind.DISPATCH)
         self._full_rows = self._full_rows or full_rows
-        dense_torch = (self.dense_q if self.kind == StepKind.DISPATCH else
+        dense_torch = (self.dense_q or self.dense if self.kind == StepKind.DISPATCH else
                        self.config.update_backend == "torch")
         if dense_torch:
             return F.linear(x, linear.weight, linear.bias)
@@ -298,14 +308,17 @@ class LayerEngine:
         (block, head) are left 0. text: (begin, end) token range of the text in the joint
         sequence, for the policy."""
         self._require(StepKind.UPDATE, StepKind.DISPATCH)
-        if self.kind == StepKind.DISPATCH:
+        dispatch = self.kind == StepKind.DISPATCH
+        if dispatch and not self.dense:
             return ops.sparse_attention(q, k, v, self.symbols, softmax_scale=softmax_scale)
-        if self.config.update_backend == "torch":
+        if self.config.update_backend == "torch" or dispatch:
             out = F.scaled_dot_product_attention(
                 q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scale=softmax_scale,
                 enable_gqa=k.shape[2] != q.shape[2]).transpose(1, 2)
         else:
             out = ops.sparse_attention(q, k, v, None, softmax_scale=softmax_scale)
+        if dispatch:
+            return out  # dense fallback: no policy, nothing kept
         by_change = self.config.query_score == "output_change"
         if self._next_is_dispatch():
             self._choose_symbols(q, k, text, softmax_scale, out if by_change else None)
@@ -336,6 +349,11 @@ class LayerEngine:
         if self._full_rows:
             self._row_symbols = _heads_union(symbols)
             self.dense_q = self._row_symbols.density()["query"]["overall"] > cfg.dense_q_above
+        self.dense = cfg.dense_fallback and not self.reuse and dispatch_cost_ratio(
+            tokens=q.shape[1], heads=q.shape[2], head_dim=q.shape[3],
+            query_density=self.density["query"]["overall"],
+            pair_density=self.density["token_pair"]["overall"],
+            forecast_points=len(self._update_steps), dense_q=self.dense_q) >= 1.0
         self._all_cached = _all_cached_like(symbols)
         self._gemm_symbols = self._all_cached if self.reuse else symbols
         self._fc_steps = list(self._update_steps)
@@ -350,6 +368,8 @@ class LayerEngine:
         proj = self._projections.setdefault(stream, _Projection())
         if self.kind == StepKind.UPDATE:
             return self._project_update(stream, proj, a, linear, heads, head_dim, row_offset)
+        if self.kind == StepKind.DISPATCH and self.dense:
+            return F.linear(a, linear.weight, linear.bias)
         cache = self._forecast(proj)
         extra = linear.weight.shape[1] - heads * head_dim
         if self.kind == StepKind.REUSE and extra == 0:
@@ -363,8 +383,8 @@ class LayerEngine:
         cfg = self.config
         cols = heads * head_dim
         w, b = linear.weight, linear.bias
-        if not self._policy_ran:
-            # The next step is an update too: no cache is needed.
+        if not self._policy_ran or self.dense:
+            # The next step is an update too, or the dispatch steps run densely: no cache.
             y = (F.linear(a, w, b) if cfg.update_backend == "torch" else
                  ops.gemm_o_update(a, w, b, heads=heads, head_dim=head_dim, row_offset=row_offset,
                                    cache_dtype=cfg.cache_dtype)[0])
@@ -430,6 +450,33 @@ def _all_cached_like(symbols):
     kv_zeros = (torch.zeros_like(kv) if isinstance(kv, torch.Tensor) else
                 torch.zeros(tuple(kv.shape), dtype=torch.int32))
     return symbols._like(zeros, kv_zeros)
+
+
+# Efficiencies of the sparse path measured on the H100 (bench/results, bf16, d = 128): sparse
+# attention reaches ~0.9 of density x cuDNN dense time at 16K-33K tokens (attention_README.md);
+# gemm_q ~0.8 of density x cuBLAS dense; gemm_o_dispatch at K = 3072 ~0.6 (it also reads the
+# fp32 cache and writes Y: memory-bound at low density; gemm_notes.md). cuDNN attention and
+# cuBLAS run at about the same FLOP rate (601-687 and 585-715 TFLOP/s), and the fused forecast
+# streams (points + 1) fp32 [N, D] arrays at ~2.4 TB/s where a projection runs ~700 TFLOP/s.
+_ATTENTION_EFF, _GEMM_Q_EFF, _GEMM_O_EFF = 0.9, 0.8, 0.6
+_FORECAST_BYTES_PER_FLOP = 7e14 / 2.4e12
+
+
+def dispatch_cost_ratio(*, tokens, heads, head_dim, query_density, pair_density,
+                        forecast_points, dense_q):
+    """Estimated time of a layer's dispatch step over its dense step, counting only what
+    differs (attention, the Q and output projections, the forecast), in units of one dense
+    projection P = 2 N D^2 FLOPs (D = heads * head_dim): attention is 4 N^2 d H = (2 N / D) P."""
+    d_model = heads * head_dim
+    attention = 2.0 * tokens / d_model
+    dense = attention + 2.0
+    forecast = 0.0
+    if forecast_points > 1:  # one point is C itself, no pass
+        forecast = (forecast_points + 1) * 4 * _FORECAST_BYTES_PER_FLOP / (2 * d_model)
+    sparse = (attention * pair_density / _ATTENTION_EFF
+              + (1.0 if dense_q else query_density / _GEMM_Q_EFF)
+              + query_density / _GEMM_O_EFF + forecast)
+    return sparse / dense
 
 
 def _heads_union(symbols):

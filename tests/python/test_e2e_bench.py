@@ -56,6 +56,6 @@ def test_summary_prints_the_split_per_step_and_the_layer_step_counts(wan_run, ca
     assert ("flashomni GPU kernel ms: attention 80.0  gemm 40.0  policy 4.0  rest 36.0; per "
             "step: attention 10.00  gemm 5.00  policy 0.50  rest 4.50") in text
     kinds = r["flashomni"]["layer_steps_by_kind"]
-    counts = " / ".join(str(kinds.get(k, 0)) for k in ("update", "dispatch", "reuse"))
-    assert f"layer-steps update / dispatch / reuse: {counts}" in text
+    counts = " / ".join(str(kinds.get(k, 0)) for k in ("update", "dispatch", "reuse", "dense"))
+    assert f"layer-steps update / dispatch / reuse / dense (fallback): {counts}" in text
     assert "mean ms per schedule step: update" in text

@@ -542,3 +542,49 @@ def test_output_change_first_update_caches_nothing_and_reset_forgets_the_output(
     assert [r.step for r in layer.reports if r.policy_ran] == [4]
     assert layer.reports[1].step == 5 and layer.reports[1].kind == fe.StepKind.DISPATCH
     assert layer.reports[1].query_density == 1.0
+
+
+def test_dispatch_cost_ratio_follows_shapes_and_densities():
+    """The dense-fallback model: at FLUX shapes (4608 tokens, 24 x 128) a dispatch at full
+    density costs more than dense (forecast + slower sparse GEMMs), at HunyuanVideo's 33K tokens
+    (attention dominates) a dispatch at query / pair density 0.73 / 0.67 costs less; cheaper
+    with lower densities, dearer with more forecast points."""
+    ratio = lambda n, q, p, pts=3: fe.dispatch_cost_ratio(  # noqa: E731
+        tokens=n, heads=24, head_dim=128, query_density=q, pair_density=p, forecast_points=pts,
+        dense_q=q > 0.75)
+    assert ratio(4608, 1.0, 1.0) > 1.2
+    assert ratio(33024, 0.73, 0.67) < 0.85
+    assert ratio(33024, 0.5, 0.4) < ratio(33024, 0.73, 0.67) < ratio(33024, 1.0, 1.0)
+    assert ratio(33024, 0.73, 0.67, pts=1) < ratio(33024, 0.73, 0.67, pts=3)
+
+
+@pytest.mark.parametrize("extra", [0, 40])
+def test_dense_fallback_runs_dispatch_steps_densely_and_exactly(extra, monkeypatch):
+    """At these tiny shapes a dispatch never pays off (the forecast alone streams more bytes
+    than the layer computes), so with dense_fallback every dispatch step runs densely: outputs
+    equal the stock layer's, no sparse kernel, no cache, no forecast; the reports say so."""
+    m = TinyLayer(extra=extra)
+    calls = []
+    for name in ("gemm_q", "sparse_attention", "gemm_o_dispatch", "gemm_o_update"):
+        real = getattr(fe.ops, name)
+        monkeypatch.setattr(fe.ops, name, lambda *a, _n=name, _r=real, **k: calls.append(_n)
+                            or _r(*a, **k))
+    engine = make_engine(MaskPolicy(Q_MASK), dense_fallback=True)
+    layer = engine.layer("l0")
+    with torch.no_grad():
+        for s, x in enumerate(inputs(8)):
+            engine.set_step(s)
+            torch.testing.assert_close(m.flashomni(layer, x), m.stock(x), rtol=1e-5, atol=1e-5)
+    dispatch = [r for r in layer.reports if r.kind == fe.StepKind.DISPATCH]
+    assert [r.step for r in dispatch] == [2, 4, 6] and all(r.dense for r in dispatch)
+    assert calls == []
+    # The default keeps the sparse path: the same run reports sparse dispatches.
+    engine = make_engine(MaskPolicy(Q_MASK))
+    layer = engine.layer("l0")
+    with torch.no_grad():
+        for s, x in enumerate(inputs(8)):
+            engine.set_step(s)
+            m.flashomni(layer, x)
+    dispatch = [r for r in layer.reports if r.kind == fe.StepKind.DISPATCH]
+    assert len(dispatch) == 3 and not any(r.dense for r in dispatch)
+    assert "sparse_attention" in calls and "gemm_o_dispatch" in calls
