@@ -186,11 +186,14 @@ class Symbols:
         """The fo_symbols struct (valid while this object and its words are alive; read-only:
         one struct is kept and handed to every op while the words and fields stay the same —
         rebuilding it cost ~40 us per op call)."""
-        key = (id(self.q_bits), id(self.kv_bits), self.batch, self.heads, self.q_blocks,
-               self.kv_blocks, self.block_q, self.block_kv)
+        fields = (self.batch, self.heads, self.q_blocks, self.kv_blocks, self.block_q,
+                  self.block_kv)
         cached = self.__dict__.get("_c_struct")
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        # The entry holds the word objects themselves and compares them by identity: an id()
+        # could be reused by a new array once the old one is freed, handing out a stale pointer.
+        if (cached is not None and cached[0] is self.q_bits and cached[1] is self.kv_bits
+                and cached[2] == fields):
+            return cached[3]
         s = _lib.SymbolsStruct()
         qv, kv = _arrays.view(self.q_bits, "q_bits"), _arrays.view(self.kv_bits, "kv_bits")
         # The C side trusts these fields to size its reads: re-check them against the words.
@@ -201,7 +204,7 @@ class Symbols:
         s.q_bits, s.kv_bits = qv.data, kv.data
         s.batch, s.heads, s.q_blocks, s.kv_blocks = self.shape
         s.block_q, s.block_kv, s.device = self.block_q, self.block_kv, qv.device
-        self._c_struct = (key, s)
+        self._c_struct = (self.q_bits, self.kv_bits, fields, s)
         return s
 
     def _host(self):

@@ -191,6 +191,19 @@ def test_c_struct_is_reused_until_words_or_fields_change():
     s.q_bits = s.q_bits.copy()
     moved = s.c()
     assert moved is not first and moved.q_bits == s.q_bits.ctypes.data
+    # The cache keeps the array it was built from alive (compared by identity): were it keyed by
+    # id() alone, a later array could take the freed array's address and match a stale pointer.
+    import gc
+    import weakref
+
+    built_from = weakref.ref(s.q_bits)
+    s.q_bits = s.q_bits.copy()
+    s.q_bits = s.q_bits.copy()
+    gc.collect()
+    assert built_from() is not None
+    assert s.c().q_bits == s.q_bits.ctypes.data
+    gc.collect()
+    assert built_from() is None  # released once the struct is rebuilt
     s.q_blocks = 40  # would make the C side read past the words
     with pytest.raises(ValueError, match="'symbols'"):
         s.c()

@@ -1,0 +1,19 @@
+"""FlashOmni: one GEMM call for Nsight Compute (ncu --kernel-name regex:sparse_gemm ...): gemm_q
+on a [rows, 3072] x [3072, 3072] bf16 problem at a given query density (1 = dense, no symbols),
+after warm-up calls. Usage: python3 bench/gemm_profile_one.py [rows] [density]"""
+
+import sys
+
+import torch
+
+import gemm_bench as gb  # bench/ on PYTHONPATH
+import flashomni as fo
+
+rows = int(sys.argv[1]) if len(sys.argv) > 1 else 16896
+density = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
+x = torch.randn(rows, 3072, device="cuda", dtype=torch.bfloat16)
+w = torch.randn(3072, 3072, device="cuda", dtype=torch.bfloat16) / 64
+s = gb.symbols(rows, density, 3)[0] if density < 1 else None
+for _ in range(6):
+    fo.gemm_q(x, w, None, heads=gb.HEADS, head_dim=gb.HEAD_DIM, symbols=s)
+torch.cuda.synchronize()
