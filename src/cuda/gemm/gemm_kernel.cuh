@@ -113,10 +113,9 @@ template <typename T>
 void launch_sparse_gemm(const GemmKernelParams& p, const GemmTensorMaps& maps, int grid,
                         cudaStream_t stream) {
   auto kernel = sparse_gemm_kernel<T>;
-  // Raising the dynamic shared-memory limit is a host-side attribute, once per process.
-  static const cudaError_t attr_status = cudaFuncSetAttribute(
-      kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemBytes));
-  FLASHOMNI_CUDA_CHECK(attr_status);
+  // Per device (a process-wide once would leave a second GPU at the 48 KB default).
+  static DynamicSmemLimit smem_limit;
+  smem_limit.ensure(reinterpret_cast<const void*>(kernel), kSmemBytes);
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(grid);
   config.blockDim = dim3(kThreads);
