@@ -9,13 +9,11 @@ import math
 
 import pytest
 
-torch = pytest.importorskip("torch")
-if not torch.cuda.is_available():
-    pytest.skip("needs a CUDA GPU", allow_module_level=True)
+from cuda_env import require_cuda
+
+torch, flashomni = require_cuda()
 
 import torch.nn.functional as F  # noqa: E402
-
-import flashomni  # noqa: E402
 
 BLOCK = 128
 POISON = 1234.5

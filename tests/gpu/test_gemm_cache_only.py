@@ -6,14 +6,9 @@ through it. Skipped without a CUDA device or a CUDA-enabled libflashomni."""
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-if not torch.cuda.is_available():
-    pytest.skip("needs a CUDA device", allow_module_level=True)
+from cuda_env import require_cuda
 
-import flashomni as fo  # noqa: E402
-
-if not fo.has_cuda():
-    pytest.skip("libflashomni built without CUDA", allow_module_level=True)
+torch, fo = require_cuda()
 
 BLOCK = 128
 

@@ -6,16 +6,10 @@ Skipped without a CUDA GPU with FlashOmni's kernels.
 """
 
 import numpy as np
-import pytest
 
-torch = pytest.importorskip("torch")
-if not torch.cuda.is_available():
-    pytest.skip("needs a CUDA GPU", allow_module_level=True)
+from cuda_env import require_cuda
 
-import flashomni as fo  # noqa: E402
-
-if not fo.has_cuda():
-    pytest.skip("libflashomni has no sm_90a kernels for this GPU", allow_module_level=True)
+torch, fo = require_cuda()
 
 import flashomni.torch_ops as fot  # noqa: E402
 
