@@ -48,14 +48,26 @@ def test_wan_runs_both_arms_with_the_output_change_score(wan_run):
 
 def test_summary_prints_the_split_per_step_and_the_layer_step_counts(wan_run, capsys):
     r = json.loads(json.dumps(wan_run["models"]["wan"]))
-    ms = dict(attention=80.0, gemm=40.0, policy=4.0, rest=36.0)  # a GPU run's split, 8 steps
+    ms = dict(attention=80.0, gemm=40.0, policy=4.0, forecast=8.0, rest=28.0)  # 8 GPU steps
     r["flashomni"]["split"] = dict(ms=ms, per_step_ms={c: v / 8 for c, v in ms.items()})
     e2e_bench.print_summary("wan", r)
     text = capsys.readouterr().out
     assert "2 of 30 blocks" in text and "query score output_change" in text
-    assert ("flashomni GPU kernel ms: attention 80.0  gemm 40.0  policy 4.0  rest 36.0; per "
-            "step: attention 10.00  gemm 5.00  policy 0.50  rest 4.50") in text
+    assert ("flashomni GPU kernel ms: attention 80.0  gemm 40.0  policy 4.0  forecast 8.0  rest "
+            "28.0; per step: attention 10.00  gemm 5.00  policy 0.50  forecast 1.00  rest 3.50"
+            ) in text
     kinds = r["flashomni"]["layer_steps_by_kind"]
     counts = " / ".join(str(kinds.get(k, 0)) for k in ("update", "dispatch", "reuse", "dense"))
     assert f"layer-steps update / dispatch / reuse / dense (fallback): {counts}" in text
     assert "mean ms per schedule step: update" in text
+
+
+def test_kernel_categories_keep_the_forecast_apart_from_the_policy():
+    c = e2e_bench.classify
+    assert c("flashomni::cuda::(anonymous namespace)::forecast_kernel(ForecastKernelParams)") == \
+        "forecast"
+    assert c("void flashomni::cuda::policy::(anonymous namespace)::pool_kernel<__nv_bfloat16, 8>"
+             "(PoolSide, int)") == "policy"
+    assert c("void flashomni::cuda::gemm::sparse_gemm_kernel<__nv_bfloat16>(...)") == "gemm"
+    assert c("cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16") == "attention"
+    assert c("void at::native::vectorized_elementwise_kernel<4>") == "rest"
