@@ -13,7 +13,10 @@ on torch tensors, with FlashOmni's sparse GEMM-Q / attention / GEMM-O in the dis
   pass); a layer whose query density is above `dense_q_above` runs the Q projection with cuBLAS
   over all rows instead (cheaper there; the attention ignores cached rows);
 - reuse step (a dispatch step of a layer whose query density fell below `reuse_below` at the last
-  update): no Q/K/V projection and no attention; the output is the forecast alone.
+  update): no Q/K/V projection and no attention; the output is the forecast alone;
+- with `dense_fallback`, a dispatch step of a layer whose sparse step would cost more than dense
+  (dispatch_cost_ratio, decided at the update) runs densely: cuBLAS + SDPA, the exact output.
+  This one is the Python engine's only (the C++ LayerEngine has no cost model).
 
 The forecast lives in C, not in the attention output: the projection is linear and the Lagrange
 weights sum to 1, so b + sum_cached (sum_p w_p A_p) W^T = sum_p w_p C_p with C_p = b +
