@@ -240,7 +240,7 @@ def engine_stats(engine):
     for s in range(engine.config.schedule.num_steps):
         reports = engine.step_reports(s).values()
         # A dispatch the dense fallback ran densely counts as "dense".
-        names = ["dense" if getattr(r, "dense", False) else r.kind.name.lower() for r in reports]
+        names = ["dense" if r.dense else r.kind.name.lower() for r in reports]
         for k in names:
             kinds[k] = kinds.get(k, 0) + 1
         n = max(len(names), 1)
