@@ -130,6 +130,7 @@ void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, D
     pp.chunks_per_block = kp.chunks_per_block;
     pp.first_block = kp.first_block;
     pp.row_offset = kp.row_offset;
+    pp.ctas = static_cast<int32_t>(sm_count());
     pp.item_count = static_cast<int32_t*>(workspace);
     pp.items = reinterpret_cast<int4*>(static_cast<char*>(workspace) + 256);
     gemm::launch_gemm_planner(pp, stream);
@@ -155,7 +156,8 @@ int64_t q_max_items(const GemmQParams& p) {
   const Operand3 x = as_3d(p.x, "x");
   const RowTiling r = row_tiling(x.rows, p.row_offset, p.symbols);
   const int32_t slots = kTileN / std::max(p.head_dim, 1);
-  return x.batch * r.row_tiles * ((p.heads + slots - 1) / std::max(slots, 1));
+  const int64_t groups = x.batch * r.row_tiles * ((p.heads + slots - 1) / std::max(slots, 1));
+  return slots >= 2 ? 2 * groups : groups;  // at most every group split in halves
 }
 
 int64_t o_max_entries(const GemmOParams& p) {
@@ -290,6 +292,13 @@ void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, 
   kp.b_box_rows = p.head_dim;
   set_row_tiling(kp, r, p.row_offset);
   kp.dense_items = static_cast<int32_t>(q_max_items(p));
+  if (p.symbols == nullptr) {
+    const int32_t groups = kp.batch * kp.row_tiles * ((p.heads + kp.slots - 1) / kp.slots);
+    kp.split_from = p.heads % kp.slots == 0
+                        ? gemm::q_split_from(groups, 0, kp.slots, static_cast<int32_t>(sm_count()))
+                        : groups;
+    kp.dense_items = groups + (groups - kp.split_from);
+  }
   kp.out = p.out.data;
   kp.out_row_stride = out.row_stride;
   kp.out_batch_stride = out.batch_stride;

@@ -62,6 +62,7 @@ struct GemmKernelParams {
   int32_t first_block = 0;
   int32_t row_offset = 0;
   int32_t dense_items = 0;      // item count when no planner ran (dense), else an upper bound
+  int32_t split_from = 0;       // dense GEMM-Q: items from here on are half groups (q_split_from)
   const int4* items = nullptr;  // planner output (nullptr: dense, items from the index)
   const int32_t* item_count = nullptr;  // device count (GEMM-Q items / GEMM-O row entries)
   int32_t cache_only = 0;  // GEMM-O update with no out: reduce and store the cache C only
@@ -82,9 +83,24 @@ struct GemmPlanParams {
   int32_t row_tiles = 0, block_q = 0, chunks_per_block = 1, first_block = 0, row_offset = 0;
   int32_t k_blocks_per_head = 0, extra_k_blocks = 0;
   int32_t cache_only = 0;
+  int32_t ctas = 0;  // SMs the persistent kernel may use (GEMM-Q's last-round split)
   int4* items = nullptr;
   int32_t* item_count = nullptr;
 };
+
+// GEMM-Q's last round. The persistent CTAs take items round robin, whole groups (`slots` heads,
+// 256 columns) first, then partial groups. When the whole groups leave a last round of
+// rest = full % ctas items, and their halves plus the partial groups fit in one round
+// (2 rest + partial <= ctas), those rest groups become two half-width items each (m64n128 wgmma,
+// ~0.55 of a whole tile's time): the last round then costs half a tile instead of a whole one.
+// Dense M = 4608 (432 groups on 132 SMs: 3 rounds + 36): 4 -> ~3.55 tile times. Returns the index
+// of the first whole group emitted as halves (`full` when none is).
+__host__ __device__ inline int32_t q_split_from(int32_t full, int32_t partial, int32_t slots,
+                                                int32_t ctas) {
+  const int32_t rest = ctas > 0 ? full % ctas : 0;
+  if (slots < 2 || rest == 0 || 2 * rest + partial > ctas) return full;
+  return full - rest;
+}
 
 // Workspace: [count int32, padded to 256 B][items int4 x max_items].
 inline std::size_t plan_workspace_bytes(int64_t max_items) {

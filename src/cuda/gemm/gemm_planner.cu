@@ -1,7 +1,8 @@
 // FlashOmni CUDA layer (GEMM): the planner — turns Sq into the compact work list of the sparse
 // GEMMs on the GPU (one CTA, a few microseconds, no host synchronisation).
 //   GEMM-Q: one item per group of up to `slots` active heads of a row tile, row-tile major so the
-//           CTAs running at once share X rows and W_q in L2, full groups before partial ones;
+//           CTAs running at once share X rows and W_q in L2, full groups before partial ones, the
+//           last round's full groups split in halves where that shortens it (q_split_from);
 //           cached (row tile, head) pairs vanish.
 //   GEMM-O: one entry per row tile with its active-head mask, sorted by k-blocks to reduce
 //           (descending) so the persistent CTAs take the longest row tiles first.
@@ -40,9 +41,23 @@ __global__ void __launch_bounds__(kPlannerThreads, 1) gemm_planner_kernel(const 
   hopper::grid_launch_dependents();
   const int32_t candidates = p.batch * p.row_tiles;
   if (p.mode == GemmMode::kQ) {
-    // Full groups (all `slots` heads) first, then the at most one partial group per row tile
-    // (half the wgmma work or less), so the short items fill the last wave.
+    // Whole groups (all `slots` heads) first, then the at most one partial group per row tile
+    // (half the wgmma work or less), so the short items fill the last round; whole groups from
+    // split_from on are emitted as two half-width items each (q_split_from).
     __shared__ int32_t scratch[kPlannerThreads / 32 + 1];
+    int32_t full_total = 0, partial_total = 0;
+    for (int32_t start = 0; start < candidates; start += kPlannerThreads) {
+      const int32_t index = start + static_cast<int32_t>(threadIdx.x);
+      const int32_t active = index < candidates ? __popcll(row_tile(p, index).mask) : 0;
+      int32_t full = 0, partial = 0;
+      work_list::block_exclusive_scan<kPlannerThreads>(active / p.slots, scratch, &full);
+      work_list::block_exclusive_scan<kPlannerThreads>(active % p.slots != 0, scratch, &partial);
+      full_total += full;
+      partial_total += partial;
+    }
+    const int32_t split_from = q_split_from(full_total, partial_total, p.slots, p.ctas);
+    const int32_t half = p.slots / 2;
+    const uint32_t unused_high = 0xffffffffu << (8 * half);  // slots < 4 * 8 bits: shift < 32
     int32_t base = 0;
     for (int32_t partial = 0; partial < 2; ++partial) {
       for (int32_t start = 0; start < candidates; start += kPlannerThreads) {
@@ -65,12 +80,24 @@ __global__ void __launch_bounds__(kPlannerThreads, 1) gemm_planner_kernel(const 
             mask &= mask - 1;
             heads = (heads & ~(0xffu << (8 * used))) | (h << (8 * used));
           }
-          p.items[base + offset + g] = make_int4(t.b, t.m0, static_cast<int32_t>(heads), used);
+          const int32_t group = base + offset + g;
+          if (partial) {
+            // After the whole groups and the extra halves.
+            p.items[group + full_total - split_from] =
+                make_int4(t.b, t.m0, static_cast<int32_t>(heads), used);
+          } else if (group < split_from) {
+            p.items[group] = make_int4(t.b, t.m0, static_cast<int32_t>(heads), used);
+          } else {
+            const int32_t at = split_from + 2 * (group - split_from);
+            p.items[at] = make_int4(t.b, t.m0, static_cast<int32_t>(heads | unused_high), half);
+            p.items[at + 1] = make_int4(
+                t.b, t.m0, static_cast<int32_t>((heads >> (8 * half)) | unused_high), half);
+          }
         }
         base += total;
       }
     }
-    if (threadIdx.x == 0) *p.item_count = base;
+    if (threadIdx.x == 0) *p.item_count = base + full_total - split_from;
     return;
   }
   // GEMM-O: every in-range row tile is an entry (dispatch must still write Y = C where no head is

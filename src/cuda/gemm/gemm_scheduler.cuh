@@ -41,14 +41,22 @@ __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, int32_t k) {
       t.heads = static_cast<uint32_t>(w.z);
       t.slots = w.w;
     } else {
+      // Items from split_from on are the halves of groups split_from, split_from + 1, ...
+      // (q_split_from; only when every group is whole).
+      int32_t group = k, first = 0, count = p.slots;
+      if (k >= p.split_from) {
+        const int32_t j = k - p.split_from;
+        count = p.slots / 2;
+        group = p.split_from + j / 2;
+        first = (j % 2) * count;
+      }
       const int32_t groups = (p.heads + p.slots - 1) / p.slots;
-      const int32_t row_tile = k / groups, g = k % groups;
+      const int32_t row_tile = group / groups, head0 = (group % groups) * p.slots + first;
       t.b = row_tile / p.row_tiles;
       t.m0 = (row_tile % p.row_tiles) * kTileM;
       t.heads = 0xffffffffu;
-      for (int32_t s = 0; s < p.slots && g * p.slots + s < p.heads; ++s) {
-        t.heads =
-            (t.heads & ~(0xffu << (8 * s))) | (static_cast<uint32_t>(g * p.slots + s) << (8 * s));
+      for (int32_t s = 0; s < count && head0 + s < p.heads; ++s) {
+        t.heads = (t.heads & ~(0xffu << (8 * s))) | (static_cast<uint32_t>(head0 + s) << (8 * s));
         t.slots = s + 1;
       }
     }
