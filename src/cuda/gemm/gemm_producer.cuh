@@ -8,10 +8,8 @@
 
 namespace flashomni::cuda::gemm {
 
-// Dispatch starts every tile from the cached partial sum (128 x 256 fp32 = 128 KB; 17 MB for one
-// round of 132 CTAs, ~6 us of DRAM time): pull the rows of this CTA's next tile into L2 while the
-// current one runs, so the consumers' loads of it hit L2. Prefetching the current tile at its
-// own start left only the ring's ~4 k-blocks (~2 us) for that.
+// Dispatch starts every tile from the cached partial sum: pull its rows into L2 now, while the
+// consumers still finish the previous tile, so their loads of it do not wait on DRAM.
 __device__ __forceinline__ void prefetch_cache_tile(const GemmKernelParams& p, const Tile& t) {
   const int32_t elem = p.cache_fp32 ? 4 : 2;
   const int32_t cols = min(kTileN, p.cols - t.n0);
@@ -36,10 +34,7 @@ __device__ __forceinline__ void producer_loop(const GemmKernelParams& p, const C
     // GEMM-Q loads one weight box per used head slot; GEMM-O one per 128 output columns.
     const int32_t boxes = p.mode == GemmMode::kQ ? t.slots : kTileN / p.b_box_rows;
     const uint32_t bytes = kBytesA + boxes * b_box_bytes;
-    if (p.mode == GemmMode::kODispatch) {
-      if (k == blockIdx.x) prefetch_cache_tile(p, t);
-      if (k + gridDim.x < items) prefetch_cache_tile(p, get_tile(p, k + gridDim.x));
-    }
+    if (p.mode == GemmMode::kODispatch) prefetch_cache_tile(p, t);
     for_each_k_block(p, t, [&](int32_t k_col) {
       hopper::mbar_wait(&smem.empty[state.stage], state.phase ^ 1);
       hopper::mbar_arrive_expect_tx(&smem.full[state.stage], bytes);
