@@ -433,8 +433,11 @@ int main(int argc, char** argv) {
       // heads (132 + 12), sparse ~140 whole groups of 2 and a few partial ones.
       {"dense fp16 hd64 M3000 K512 split", hf, 1, 24, 64, 128, 0, 3000, 512, 1.0, false, true},
       {"sparse0.5 bf16 M3000 K512 split", bf, 1, 24, 128, 128, 0, 3000, 512, 0.5},
+      // K >= 8192: the 3-stage ring with the one-pass epilogue (kThreeStageKBlocks).
+      {"sparse0.5 bf16 K8192 3-stage", bf, 1, 4, 128, 128, 0, 300, 8192, 0.5},
+      {"sparse0.3 fp16 hd64 K8256 3-stage", hf, 1, 6, 64, 128, 0, 333, 8256, 0.3},
   };
-  if (quick) qcases = {qcases[0], qcases[2], qcases[6]};
+  if (quick) qcases = {qcases[0], qcases[2], qcases[6], qcases.back()};
   for (const auto& c : qcases) run_q(c, rng);
   std::vector<OCase> ocases = {
       {"dense bf16", bf, 1, 4, 128, 128, 0, 256, 0, 256, 1.0, false},
@@ -456,6 +459,10 @@ int main(int argc, char** argv) {
       {"sparse0.2 fp16 K3072 extra256 bf16cache", hf, 1, 24, 128, 128, 0, 600, 256, 1024, 0.2, true,
        true, false, false},
       {"dense bf16 M3072 N3072 K3072", bf, 1, 24, 128, 128, 0, 3072, 0, 3072, 1.0, false},
+      // 48 + 80 k-blocks: the 3-stage ring, fp32 and bf16 caches through the one-pass epilogue.
+      {"sparse0.5 bf16 K3072 extra5120 3-stage", bf, 1, 24, 128, 128, 0, 600, 5120, 512, 0.5},
+      {"sparse0.4 fp16 K3072 extra5120 fp16cache 3-stage", hf, 1, 24, 128, 128, 0, 333, 5120, 384,
+       0.4, true, true, false, false},
   };
   if (quick) ocases = {ocases[3], ocases[6]};
   for (const auto& c : ocases) run_o(c, rng);

@@ -19,8 +19,8 @@ __device__ __forceinline__ void consume_k_blocks(float (&acc)[128], int32_t coun
   auto issue = [&]() {
     hopper::mbar_wait(&smem.full[state.stage], state.phase);
     const uint64_t desc_a =
-        hopper::smem_desc_sw128(smem.a[state.stage] + warpgroup * 64 * kTileK * 2);
-    const uint64_t desc_b = hopper::smem_desc_sw128(smem.b[state.stage]);
+        hopper::smem_desc_sw128(smem.stage_a(state.stage) + warpgroup * 64 * kTileK * 2);
+    const uint64_t desc_b = hopper::smem_desc_sw128(smem.stage_b(state.stage));
     hopper::wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < kTileK / 16; ++kk) {

@@ -23,8 +23,8 @@ template <typename T>
 __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const CUtensorMap* out_map,
                                               const CUtensorMap* cache_map, GemmSharedStorage& smem,
                                               int32_t warpgroup) {
-  uint8_t* buf = smem.epilogue[warpgroup];
-  PipelineState state;
+  uint8_t* buf = smem.epilogue(p.stages, warpgroup);
+  PipelineState state(p.stages);
   const FragmentCoords f(warpgroup);
   const int32_t items = num_items(p);
   // Each path declares its own accumulator: with one array shared by the n128 and n256 paths,
@@ -90,7 +90,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     hopper::tma_prefetch_desc(&maps.b);
     hopper::tma_prefetch_desc(&maps.out);
     hopper::tma_prefetch_desc(&maps.cache);
-    for (int s = 0; s < kStages; ++s) {
+    for (int s = 0; s < kMaxStages; ++s) {
       hopper::mbar_init(&smem.full[s], 1);
       hopper::mbar_init(&smem.empty[s], 2);
     }

@@ -120,6 +120,10 @@ void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, D
             const gemm::GemmTensorMaps& maps, void* workspace, cudaStream_t stream) {
   const int grid =
       static_cast<int>(std::min<int64_t>(sm_count(), std::max<int64_t>(kp.dense_items, 1)));
+  const int32_t k_blocks = kp.mode == GemmMode::kQ
+                               ? kp.k_blocks
+                               : kp.heads * kp.head_dim / gemm::kTileK + kp.extra_k_blocks;
+  kp.stages = k_blocks >= gemm::kThreeStageKBlocks ? gemm::kMaxStages - 1 : gemm::kMaxStages;
   if (symbols != nullptr) {
     pp.symbols = *symbols;
     pp.batch = kp.batch;
