@@ -433,9 +433,10 @@ int main(int argc, char** argv) {
       // heads (132 + 12), sparse ~140 whole groups of 2 and a few partial ones.
       {"dense fp16 hd64 M3000 K512 split", hf, 1, 24, 64, 128, 0, 3000, 512, 1.0, false, true},
       {"sparse0.5 bf16 M3000 K512 split", bf, 1, 24, 128, 128, 0, 3000, 512, 0.5},
-      // K >= 8192: the 3-stage ring with the one-pass epilogue (kThreeStageKBlocks).
-      {"sparse0.5 bf16 K8192 3-stage", bf, 1, 4, 128, 128, 0, 300, 8192, 0.5},
-      {"sparse0.3 fp16 hd64 K8256 3-stage", hf, 1, 6, 64, 128, 0, 333, 8256, 0.3},
+      // K >= 8192 and M >= 8192: the 3-stage ring with the one-pass epilogue (launcher rule).
+      {"sparse0.5 bf16 M8200 K8192 3-stage", bf, 1, 2, 128, 128, 0, 8200, 8192, 0.5},
+      {"sparse0.3 fp16 hd64 M8333 K8256 3-stage", hf, 1, 4, 64, 128, 0, 8333, 8256, 0.3},
+      {"sparse0.1 bf16 M8192 K8192 3-stage", bf, 1, 1, 128, 128, 0, 8192, 8192, 0.1},
   };
   if (quick) qcases = {qcases[0], qcases[2], qcases[6], qcases.back()};
   for (const auto& c : qcases) run_q(c, rng);
@@ -459,10 +460,11 @@ int main(int argc, char** argv) {
       {"sparse0.2 fp16 K3072 extra256 bf16cache", hf, 1, 24, 128, 128, 0, 600, 256, 1024, 0.2, true,
        true, false, false},
       {"dense bf16 M3072 N3072 K3072", bf, 1, 24, 128, 128, 0, 3072, 0, 3072, 1.0, false},
-      // 48 + 80 k-blocks: the 3-stage ring, fp32 and bf16 caches through the one-pass epilogue.
-      {"sparse0.5 bf16 K3072 extra5120 3-stage", bf, 1, 24, 128, 128, 0, 600, 5120, 512, 0.5},
-      {"sparse0.4 fp16 K3072 extra5120 fp16cache 3-stage", hf, 1, 24, 128, 128, 0, 333, 5120, 384,
-       0.4, true, true, false, false},
+      // 16 + 112 k-blocks over >= 8192 rows: the 3-stage ring, fp32 and fp16 caches through
+      // the one-pass epilogue.
+      {"sparse0.5 bf16 M8200 K1024 extra7168 3-stage", bf, 1, 8, 128, 128, 0, 8200, 7168, 192, 0.5},
+      {"sparse0.4 fp16 batch2 M4200 extra7168 fp16cache 3-stage", hf, 2, 8, 128, 128, 0, 4200, 7168,
+       128, 0.4, true, true, true, false},
   };
   if (quick) ocases = {ocases[3], ocases[6]};
   for (const auto& c : ocases) run_o(c, rng);

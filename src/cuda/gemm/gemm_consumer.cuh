@@ -11,16 +11,16 @@ namespace flashomni::cuda::gemm {
 
 // Reduces `count` k-blocks into acc and drains: on return every wgmma has completed and all the
 // stages it used are released. kN = 256 (full tile) or 128 (first half of the columns only).
-template <int kN, typename T>
+template <int kN, typename T, typename Smem>
 __device__ __forceinline__ void consume_k_blocks(float (&acc)[128], int32_t count,
-                                                 int32_t warpgroup, GemmSharedStorage& smem,
-                                                 PipelineState& state) {
+                                                 int32_t warpgroup, Smem& smem,
+                                                 PipelineState<Smem::kStages>& state) {
   const bool leader = threadIdx.x % 128 == 0;
   auto issue = [&]() {
     hopper::mbar_wait(&smem.full[state.stage], state.phase);
     const uint64_t desc_a =
-        hopper::smem_desc_sw128(smem.stage_a(state.stage) + warpgroup * 64 * kTileK * 2);
-    const uint64_t desc_b = hopper::smem_desc_sw128(smem.stage_b(state.stage));
+        hopper::smem_desc_sw128(smem.a[state.stage] + warpgroup * 64 * kTileK * 2);
+    const uint64_t desc_b = hopper::smem_desc_sw128(smem.b[state.stage]);
     hopper::wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < kTileK / 16; ++kk) {

@@ -11,7 +11,6 @@
 
 #include "cuda/common/hopper.cuh"
 #include "cuda/gemm/gemm_scheduler.cuh"
-#include "cuda/gemm/gemm_smem.cuh"
 
 namespace flashomni::cuda::gemm {
 
@@ -133,11 +132,10 @@ __device__ __forceinline__ void store_tile_direct(const float (&acc)[128],
 // Stores the warpgroup's 64 x kN fragment through its shared-memory buffer with TMA. The fragment
 // is kN / kBoxCols boxes of 64 rows x 128 bytes (64 16-bit or 32 fp32 columns), written in the
 // 128-byte swizzle (16-byte chunk k of row r at chunk k ^ (r % 8): a warp's 8 rows x 16 bytes hit
-// 32 distinct banks); a pass fills the buffer's epilogue_boxes(p.stages) boxes (2 or 4), then one
-// thread stores them. The buffer is reused only after the previous pass's stores read it. TMA
-// clips rows outside [0, M) and columns past N; boxes of unused head slots are skipped. The box
-// loop is unrolled (compile-time accumulator indices); only the pass boundaries are runtime.
-template <int kN, typename D>
+// 32 distinct banks); a pass fills the buffer's kBufferBoxes boxes (2 or 4), then one thread
+// stores them. The buffer is reused only after the previous pass's stores read it. TMA clips rows
+// outside [0, M) and columns past N; boxes of unused head slots are skipped.
+template <int kN, int kBufferBoxes, typename D>
 __device__ __forceinline__ void store_tile_tma(const float (&acc)[128], const GemmKernelParams& p,
                                                const Tile& t, const FragmentCoords& f, uint8_t* buf,
                                                const CUtensorMap* map, int32_t warpgroup, D* dst,
@@ -150,45 +148,43 @@ __device__ __forceinline__ void store_tile_tma(const float (&acc)[128], const Ge
   }
   constexpr int kBoxCols = 128 / static_cast<int>(sizeof(D));
   constexpr int kBoxes = kN / kBoxCols;
-  const int32_t pass_boxes = min(kBoxes, epilogue_boxes(p.stages));  // divides kBoxes (2, 4, 8)
+  constexpr int kPassBoxes = kBoxes < kBufferBoxes ? kBoxes : kBufferBoxes;
+  static_assert(kBoxes % kPassBoxes == 0, "whole passes");
   const bool leader = threadIdx.x % 128 == 0;
   const int bar = 1 + warpgroup;  // named barrier of this warpgroup's 128 threads
   const int32_t row_local = f.row0 - warpgroup * kEpilogueRows;
 #pragma unroll
-  for (int box = 0; box < kBoxes; ++box) {
-    const int32_t slot = box % pass_boxes;
-    if (slot == 0) {
-      if (leader) hopper::bulk_wait_group_read0();
-      hopper::named_barrier_sync(bar, 128);
-    }
-    uint8_t* staged_box = buf + slot * kEpilogueBoxBytes;
+  for (int pass = 0; pass < kBoxes / kPassBoxes; ++pass) {
+    if (leader) hopper::bulk_wait_group_read0();
+    hopper::named_barrier_sync(bar, 128);
 #pragma unroll
-    for (int jj = 0; jj < kBoxCols / 8; ++jj) {
-      const int j = box * (kBoxCols / 8) + jj;
-      const int byte = (jj * 8 + f.col0) * static_cast<int>(sizeof(D));
+    for (int jj = 0; jj < kPassBoxes * kBoxCols / 8; ++jj) {
+      const int j = pass * (kPassBoxes * kBoxCols / 8) + jj;
+      const int c = jj * 8 + f.col0;
+      const int byte = (c % kBoxCols) * static_cast<int>(sizeof(D));
+      uint8_t* box = buf + (jj * 8 / kBoxCols) * kEpilogueBoxBytes;
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         const int r = row_local + 8 * half;
-        D* staged = reinterpret_cast<D*>(staged_box + r * 128 + ((((byte >> 4) ^ (r & 7))) << 4) +
-                                         (byte & 15));
+        D* staged =
+            reinterpret_cast<D*>(box + r * 128 + ((((byte >> 4) ^ (r & 7))) << 4) + (byte & 15));
         store_pair(staged, acc[4 * j + 2 * half], acc[4 * j + 2 * half + 1]);
       }
     }
-    if (slot == pass_boxes - 1) {
-      hopper::fence_proxy_async_shared();
-      hopper::named_barrier_sync(bar, 128);
-      if (leader) {
-        for (int32_t b = 0; b < pass_boxes; ++b) {
-          const int32_t col = output_col(p, t, (box - slot + b) * kBoxCols);
-          if (col < 0) continue;
-          if (p.batch > 1) {
-            hopper::tma_store_3d(map, buf + b * kEpilogueBoxBytes, col, first_row, t.b);
-          } else {
-            hopper::tma_store_2d(map, buf + b * kEpilogueBoxBytes, col, first_row);
-          }
+    hopper::fence_proxy_async_shared();
+    hopper::named_barrier_sync(bar, 128);
+    if (leader) {
+#pragma unroll
+      for (int b = 0; b < kPassBoxes; ++b) {
+        const int32_t col = output_col(p, t, (pass * kPassBoxes + b) * kBoxCols);
+        if (col < 0) continue;
+        if (p.batch > 1) {
+          hopper::tma_store_3d(map, buf + b * kEpilogueBoxBytes, col, first_row, t.b);
+        } else {
+          hopper::tma_store_2d(map, buf + b * kEpilogueBoxBytes, col, first_row);
         }
-        hopper::bulk_commit_group();
       }
+      hopper::bulk_commit_group();
     }
   }
 }

@@ -19,12 +19,13 @@ inline constexpr int kProducerRegs = 40;
 inline constexpr int kConsumerRegs = 232;
 static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= 168 * kThreads, "setmaxnreg pool");
 
-template <typename T>
+template <typename T, typename Smem>
 __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const CUtensorMap* out_map,
-                                              const CUtensorMap* cache_map, GemmSharedStorage& smem,
+                                              const CUtensorMap* cache_map, Smem& smem,
                                               int32_t warpgroup) {
-  uint8_t* buf = smem.epilogue(p.stages, warpgroup);
-  PipelineState state(p.stages);
+  constexpr int kBoxes = Smem::kEpilogueBoxes;
+  uint8_t* buf = smem.epilogue[warpgroup];
+  PipelineState<Smem::kStages> state;
   const FragmentCoords f(warpgroup);
   const int32_t items = num_items(p);
   // Each path declares its own accumulator: with one array shared by the n128 and n256 paths,
@@ -37,14 +38,14 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const C
         float acc[128];
         init_bias<128, T>(acc, p, t, f);
         consume_k_blocks<128, T>(acc, t.phase2, warpgroup, smem, state);
-        store_tile_tma<128>(acc, p, t, f, buf, out_map, warpgroup, static_cast<T*>(p.out),
-                            p.out_row_stride, p.out_batch_stride);
+        store_tile_tma<128, kBoxes>(acc, p, t, f, buf, out_map, warpgroup, static_cast<T*>(p.out),
+                                    p.out_row_stride, p.out_batch_stride);
       } else {
         float acc[128];
         init_bias<256, T>(acc, p, t, f);
         consume_k_blocks<256, T>(acc, t.phase2, warpgroup, smem, state);
-        store_tile_tma<256>(acc, p, t, f, buf, out_map, warpgroup, static_cast<T*>(p.out),
-                            p.out_row_stride, p.out_batch_stride);
+        store_tile_tma<256, kBoxes>(acc, p, t, f, buf, out_map, warpgroup, static_cast<T*>(p.out),
+                                    p.out_row_stride, p.out_batch_stride);
       }
       continue;
     }
@@ -55,11 +56,13 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const C
       init_bias<256, T>(acc, p, t, f);
       consume_k_blocks<256, T>(acc, t.phase1, warpgroup, smem, state);
       if (p.cache_fp32) {
-        store_tile_tma<256>(acc, p, t, f, buf, cache_map, warpgroup, static_cast<float*>(p.cache),
-                            p.cache_row_stride, p.cache_batch_stride);
+        store_tile_tma<256, kBoxes>(acc, p, t, f, buf, cache_map, warpgroup,
+                                    static_cast<float*>(p.cache), p.cache_row_stride,
+                                    p.cache_batch_stride);
       } else {
-        store_tile_tma<256>(acc, p, t, f, buf, cache_map, warpgroup, static_cast<T*>(p.cache),
-                            p.cache_row_stride, p.cache_batch_stride);
+        store_tile_tma<256, kBoxes>(acc, p, t, f, buf, cache_map, warpgroup,
+                                    static_cast<T*>(p.cache), p.cache_row_stride,
+                                    p.cache_batch_stride);
         round_to_storage<T>(acc);
       }
       if (p.cache_only) continue;
@@ -70,19 +73,19 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const C
     }
     hopper::wgmma_fence_operands(acc);
     consume_k_blocks<256, T>(acc, t.phase2, warpgroup, smem, state);
-    store_tile_tma<256>(acc, p, t, f, buf, out_map, warpgroup, static_cast<T*>(p.out),
-                        p.out_row_stride, p.out_batch_stride);
+    store_tile_tma<256, kBoxes>(acc, p, t, f, buf, out_map, warpgroup, static_cast<T*>(p.out),
+                                p.out_row_stride, p.out_batch_stride);
   }
   // The CTA's shared memory must outlive the last TMA stores' reads of it.
   if (threadIdx.x % 128 == 0) hopper::bulk_wait_group0();
 }
 
-template <typename T>
+template <typename T, int kStages>
 __global__ void __launch_bounds__(kThreads, 1)
     sparse_gemm_kernel(const __grid_constant__ GemmKernelParams p,
                        const __grid_constant__ GemmTensorMaps maps) {
   extern __shared__ uint8_t smem_raw[];
-  auto& smem = *reinterpret_cast<GemmSharedStorage*>(
+  auto& smem = *reinterpret_cast<GemmSharedStorage<kStages>*>(
       (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
   const int32_t warpgroup = threadIdx.x / 128;
   if (threadIdx.x == 0) {
@@ -90,7 +93,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     hopper::tma_prefetch_desc(&maps.b);
     hopper::tma_prefetch_desc(&maps.out);
     hopper::tma_prefetch_desc(&maps.cache);
-    for (int s = 0; s < kMaxStages; ++s) {
+    for (int s = 0; s < kStages; ++s) {
       hopper::mbar_init(&smem.full[s], 1);
       hopper::mbar_init(&smem.empty[s], 2);
     }
@@ -109,17 +112,17 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
 }
 
-template <typename T>
-void launch_sparse_gemm(const GemmKernelParams& p, const GemmTensorMaps& maps, int grid,
-                        cudaStream_t stream) {
-  auto kernel = sparse_gemm_kernel<T>;
+template <typename T, int kStages>
+void launch_sparse_gemm_stages(const GemmKernelParams& p, const GemmTensorMaps& maps, int grid,
+                               cudaStream_t stream) {
+  auto kernel = sparse_gemm_kernel<T, kStages>;
   // Per device (a process-wide once would leave a second GPU at the 48 KB default).
   static DynamicSmemLimit smem_limit;
-  smem_limit.ensure(reinterpret_cast<const void*>(kernel), kSmemBytes);
+  smem_limit.ensure(reinterpret_cast<const void*>(kernel), kSmemBytes<kStages>);
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(grid);
   config.blockDim = dim3(kThreads);
-  config.dynamicSmemBytes = kSmemBytes;
+  config.dynamicSmemBytes = kSmemBytes<kStages>;
   config.stream = stream;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -127,6 +130,17 @@ void launch_sparse_gemm(const GemmKernelParams& p, const GemmTensorMaps& maps, i
   config.attrs = attr;
   config.numAttrs = 1;
   FLASHOMNI_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p, maps));
+}
+
+// The ring length is a compile-time shape (two instantiations per dtype); p.stages picks one.
+template <typename T>
+void launch_sparse_gemm(const GemmKernelParams& p, const GemmTensorMaps& maps, int grid,
+                        cudaStream_t stream) {
+  if (p.stages == kMaxStages) {
+    launch_sparse_gemm_stages<T, kMaxStages>(p, maps, grid, stream);
+  } else {
+    launch_sparse_gemm_stages<T, kMaxStages - 1>(p, maps, grid, stream);
+  }
 }
 
 }  // namespace flashomni::cuda::gemm

@@ -123,7 +123,9 @@ void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, D
   const int32_t k_blocks = kp.mode == GemmMode::kQ
                                ? kp.k_blocks
                                : kp.heads * kp.head_dim / gemm::kTileK + kp.extra_k_blocks;
-  kp.stages = k_blocks >= gemm::kThreeStageKBlocks ? gemm::kMaxStages - 1 : gemm::kMaxStages;
+  const bool long_k = k_blocks >= gemm::kThreeStageKBlocks &&
+                      static_cast<int64_t>(kp.batch) * kp.rows >= gemm::kThreeStageRows;
+  kp.stages = long_k ? gemm::kMaxStages - 1 : gemm::kMaxStages;
   if (symbols != nullptr) {
     pp.symbols = *symbols;
     pp.batch = kp.batch;

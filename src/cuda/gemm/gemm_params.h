@@ -20,12 +20,14 @@ inline constexpr int kTileM = 128;
 inline constexpr int kTileN = 256;
 inline constexpr int kTileK = 64;  // 64 x 2 bytes = one 128-byte swizzle row
 // Up to 4 stages x (16 KB A + 32 KB B) = 192 KB of the 227 KB shared memory per CTA. A launch
-// runs 4 stages with a two-pass epilogue, or 3 with a one-pass one (GemmKernelParams::stages):
-// measured on the H100 (gemm_notes.md, session 3), 3 stages run K = 15360 (FLUX's fused
-// proj_out) 5-18 % faster at M >= 16896 but short or cold lists (M = 4608, GEMM-Q at density
-// 0.1) 4-23 % slower, so the launcher picks 3 from kThreeStageKBlocks k-blocks per tile on.
+// runs 4 stages with a two-pass epilogue, or 3 with a one-pass one (GemmKernelParams::stages; a
+// compile-time shape, two kernels per dtype). Measured on the H100 (gemm_notes.md, session 3):
+// 3 stages run K = 15360 (FLUX's fused proj_out) 2-17 % faster at M >= 16896, but M = 4608
+// 1-4 % and short GEMM-Q lists (density 0.1) up to 23 % slower, so the launcher picks 3 only
+// from kThreeStageKBlocks k-blocks per tile and kThreeStageRows rows (all batch entries) on.
 inline constexpr int kMaxStages = 4;
 inline constexpr int kThreeStageKBlocks = 128;  // K >= 8192
+inline constexpr int64_t kThreeStageRows = 8192;
 // Epilogue: each consumer warpgroup stages 64-row x 128-byte boxes in shared memory and stores
 // them with TMA, so global writes overlap the next tile's mainloop.
 inline constexpr int kEpilogueRows = 64;
@@ -70,7 +72,7 @@ struct GemmKernelParams {
   const int4* items = nullptr;  // planner output (nullptr: dense, items from the index)
   const int32_t* item_count = nullptr;  // device count (GEMM-Q items / GEMM-O row entries)
   int32_t cache_only = 0;       // GEMM-O update with no out: reduce and store the cache C only
-  int32_t stages = kMaxStages;  // ring length: 4, or 3 with the one-pass epilogue
+  int32_t stages = kMaxStages;  // ring length: 4, or 3 with the one-pass epilogue (launcher)
   // Epilogue (strides in elements; batch stride unused when batch == 1).
   void* out = nullptr;
   int64_t out_row_stride = 0, out_batch_stride = 0;

@@ -23,9 +23,10 @@ __device__ __forceinline__ void prefetch_cache_tile(const GemmKernelParams& p, c
   }
 }
 
+template <typename Smem>
 __device__ __forceinline__ void producer_loop(const GemmKernelParams& p, const CUtensorMap* a_map,
-                                              const CUtensorMap* b_map, GemmSharedStorage& smem) {
-  PipelineState state(p.stages);
+                                              const CUtensorMap* b_map, Smem& smem) {
+  PipelineState<Smem::kStages> state;
   const int32_t items = num_items(p);
   constexpr uint32_t kBytesA = kTileM * kTileK * 2;
   const uint32_t b_box_bytes = static_cast<uint32_t>(p.b_box_rows) * kTileK * 2;
@@ -38,7 +39,7 @@ __device__ __forceinline__ void producer_loop(const GemmKernelParams& p, const C
     for_each_k_block(p, t, [&](int32_t k_col) {
       hopper::mbar_wait(&smem.empty[state.stage], state.phase ^ 1);
       hopper::mbar_arrive_expect_tx(&smem.full[state.stage], bytes);
-      uint8_t* a_dst = smem.stage_a(state.stage);
+      uint8_t* a_dst = smem.a[state.stage];
       if (p.batch > 1) {
         hopper::tma_load_3d(a_dst, a_map, &smem.full[state.stage], k_col, t.m0, t.b);
       } else {
@@ -48,8 +49,8 @@ __device__ __forceinline__ void producer_loop(const GemmKernelParams& p, const C
         const int32_t row = p.mode == GemmMode::kQ
                                 ? static_cast<int32_t>((t.heads >> (8 * box)) & 0xffu) * p.head_dim
                                 : t.n0 + box * p.b_box_rows;
-        hopper::tma_load_2d(smem.stage_b(state.stage) + box * b_box_bytes, b_map,
-                            &smem.full[state.stage], k_col, row);
+        hopper::tma_load_2d(smem.b[state.stage] + box * b_box_bytes, b_map, &smem.full[state.stage],
+                            k_col, row);
       }
       state.advance();
     });
