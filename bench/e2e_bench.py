@@ -24,10 +24,11 @@ the CPU oracle to exercise this script only (its JSON says it is not a measureme
 
     PYTHONPATH=python FLASHOMNI_LIBRARY=build/libflashomni.so python3 bench/e2e_bench.py --out dir
 
---policy-sweep ["tq,tkv;..."]: HunyuanVideo shape only, one dense generation then one FlashOmni
-generation per (tau_q, tau_kv) (default 0.5,0.15;1.0,0.5;2.0,1.0), speedup and PSNR each, at
-reduced depth (2 double + 4 single blocks unless --hy-double / --hy-single say otherwise) within
---sweep-budget-s (200 s); JSON e2e_sweep_<tag>.json. FLASHOMNI_COMMIT (env) names the commit
+--policy-sweep ["tq,tkv;...;reuse_all"]: one model of --models, one dense generation then one
+FlashOmni generation per setting (default 0.5,0.15;1.0,0.5;2.0,1.0), speedup and PSNR each
+(bench/e2e_sweep.py); HunyuanVideo at reduced depth (2 double + 4 single blocks unless
+--hy-double / --hy-single say otherwise); within --sweep-budget-s (200 s); JSON
+e2e_sweep_<tag>.json. FLASHOMNI_COMMIT (env) names the commit
 when the tree has no .git.
 """
 
@@ -56,6 +57,7 @@ from e2e_models import (  # noqa: E402
     build_hunyuan,
     build_wan,
 )
+from e2e_sweep import SWEEP_DEFAULT, parse_sweep, print_sweep, run_policy_sweep  # noqa: E402
 
 
 def log(msg):
@@ -357,89 +359,6 @@ def run_model(name, builder, args, device, dtype):
     return result
 
 
-SWEEP_DEFAULT = "0.5,0.15;1.0,0.5;2.0,1.0"
-
-
-def parse_sweep(text):
-    """ "tq,tkv;tq,tkv" -> [(tq, tkv), ...]."""
-    try:
-        pairs = [tuple(float(v) for v in item.split(",")) for item in text.split(";") if item]
-    except ValueError:
-        pairs = []
-    if not pairs or any(len(p) != 2 for p in pairs):
-        raise SystemExit(f"argument --policy-sweep: expected 'tau_q,tau_kv;tau_q,tau_kv;...', "
-                         f"got {text!r}")
-    return pairs
-
-
-def run_policy_sweep(args, device, dtype):
-    """HunyuanVideo shape: one dense generation, then one FlashOmni generation per (tau_q,
-    tau_kv), each with its speedup and final-latent PSNR vs dense. No profiled split. A setting
-    is skipped (and listed) when the last one's time says it would end past --sweep-budget-s."""
-    t0 = time.perf_counter()
-    settings = parse_sweep(args.policy_sweep)
-    log("sweep: building the HunyuanVideo-shaped model (random weights)")
-    model, latents, forward, apply, meta, dense_setup = build_hunyuan(args, device, dtype)
-    sigmas = torch.linspace(1.0, 0.0, args.steps + 1, device=device)
-    result = dict(model=meta, steps=args.steps, note=(
-        f"policy sweep at reduced depth ({meta['double_blocks']} double + "
-        f"{meta['single_blocks']} single blocks of the real {HUNYUAN_FULL[0]} + "
-        f"{HUNYUAN_FULL[1]}; --hy-double / --hy-single) to fit a ~4 minute run; totals are not "
-        f"scaled; no profiled split"), budget_s=args.sweep_budget_s, engine=dict(
-        taylor_order=args.order, reuse_below=args.reuse_below, cache_dtype=args.cache_dtype,
-        dense_q_above=args.dense_q_above, warmup=args.warmup, interval=args.interval),
-        settings=[], skipped=[])
-    args.no_split = True
-    with torch.no_grad(), sdpa_context(device):
-        dense_x, result["dense"] = dense_arm("sweep", forward, latents, sigmas, args,
-                                             dense_setup, fe.Schedule(engine_config(
-                                                 args, dtype, 0.0, 0.0).schedule))
-        del result["dense"]["per_step_ms"]
-        last_s = 0.0
-        for i, (tq, tkv) in enumerate(settings):
-            elapsed = time.perf_counter() - t0
-            if elapsed + last_s > args.sweep_budget_s:
-                result["skipped"].append(dict(tau_q=tq, tau_kv=tkv, reason=(
-                    f"{elapsed:.0f} s elapsed + {last_s:.0f} s for the last setting > budget "
-                    f"{args.sweep_budget_s} s")))
-                continue
-            t1 = time.perf_counter()
-            engine = fe.FlashOmniEngine(engine_config(args, dtype, tq, tkv))
-            fo_x, r = flashomni_arm(f"sweep tau_q={tq} tau_kv={tkv}", forward, latents, sigmas,
-                                    args, apply, engine, device, warm=i == 0, split=False)
-            disp = [p for p in r.pop("per_step") if p["dispatch"]]
-            dev = deviation(fo_x, dense_x)
-            result["settings"].append(dict(
-                tau_q=tq, tau_kv=tkv, total_ms=r["total_ms"],
-                speedup=result["dense"]["total_ms"] / r["total_ms"], psnr_db=dev["psnr_db"],
-                rel_l2=dev["rel_l2"], layer_steps_by_kind=r["layer_steps_by_kind"],
-                mean_dispatch_query_density=(
-                    round(sum(p["query_density"] for p in disp) / len(disp), 4) if disp else None),
-                mean_dispatch_pair_density=(
-                    round(sum(p["pair_density"] for p in disp) / len(disp), 4) if disp else None),
-                syncs=r.get("dispatch_step_syncs_seen_by_torch")))
-            del engine, fo_x
-            if device == "cuda":
-                torch.cuda.empty_cache()
-            last_s = time.perf_counter() - t1
-    result["wall_s"] = time.perf_counter() - t0
-    del model
-    return result
-
-
-def print_sweep(r):
-    m = r["model"]
-    print(f"\n== policy sweep (HunyuanVideo shape): {m['tokens']} tokens, {m['double_blocks']} "
-          f"double + {m['single_blocks']} single blocks, {r['steps']} steps; dense "
-          f"{r['dense']['total_ms']:.1f} ms")
-    for s in r["settings"]:
-        print(f"  tau_q {s['tau_q']:5.2f} tau_kv {s['tau_kv']:5.2f}: {s['total_ms']:9.1f} ms  "
-              f"speedup {s['speedup']:.3f}x  PSNR {s['psnr_db']:.2f} dB  dispatch query "
-              f"density {s['mean_dispatch_query_density']}  kinds {s['layer_steps_by_kind']}")
-    for s in r["skipped"]:
-        print(f"  skipped tau_q {s['tau_q']} tau_kv {s['tau_kv']}: {s['reason']}")
-
-
 def blocks_text(meta):
     if meta["single_blocks"] or meta["full_blocks"][1]:
         return f"{meta['double_blocks']} double + {meta['single_blocks']} single blocks"
@@ -498,9 +417,10 @@ def main(argv=None):
                          "output_change keeps each layer's last update attention output")
     ap.add_argument("--policy-sweep", nargs="?", const=SWEEP_DEFAULT, default=None,
                     metavar="TQ,TKV;...",
-                    help=f"HunyuanVideo shape only: the FlashOmni arm per (tau_q, tau_kv) "
-                         f"setting, speedup and PSNR each (default list {SWEEP_DEFAULT}; depth "
-                         f"defaults to 2 double + 4 single blocks)")
+                    help=f"one model of --models: the FlashOmni arm per (tau_q, tau_kv) setting "
+                         f"or 'reuse_all' (every dispatch step reuses every layer), speedup and "
+                         f"PSNR each (default list {SWEEP_DEFAULT}; HunyuanVideo depth defaults "
+                         f"to 2 double + 4 single blocks)")
     ap.add_argument("--sweep-budget-s", type=float, default=200.0,
                     help="skip the remaining sweep settings past this many seconds")
     ap.add_argument("--flux-double", type=int, default=FLUX_FULL[0])
@@ -547,8 +467,12 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     smoke = "_smoke" if args.smoke_cpu else ""
     if sweep:
+        if len(models) != 1:
+            ap.error(f"--policy-sweep: one model in --models, got {models}")
+        full = {"flux": FLUX_FULL, "hunyuan": HUNYUAN_FULL, "wan": WAN_FULL}[models[0]]
         path = os.path.join(args.out, f"e2e_sweep_{args.tag}{smoke}.json")
-        out["policy_sweep"] = run_policy_sweep(args, device, dtype)
+        out["policy_sweep"] = run_policy_sweep(args, device, dtype, models[0], builders[models[0]],
+                                               sys.modules[__name__], full)
         print_sweep(out["policy_sweep"])
         with open(path, "w") as f:
             json.dump(out, f, indent=1)

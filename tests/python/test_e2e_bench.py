@@ -71,3 +71,26 @@ def test_kernel_categories_keep_the_forecast_apart_from_the_policy():
     assert c("void flashomni::cuda::gemm::sparse_gemm_kernel<__nv_bfloat16>(...)") == "gemm"
     assert c("cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16") == "attention"
     assert c("void at::native::vectorized_elementwise_kernel<4>") == "rest"
+
+
+def test_policy_sweep_runs_one_model_with_a_reuse_all_reference(tmp_path, capsys):
+    # FLUX at the smoke shapes: one tau setting and the reuse-everything reference.
+    e2e_bench.main(["--smoke-cpu", "--models", "flux", "--steps", "6", "--warmup", "2",
+                    "--interval", "2", "--policy-sweep", "2,1;reuse_all", "--out", str(tmp_path)])
+    with open(tmp_path / "e2e_sweep_h100_smoke.json") as f:
+        r = json.load(f)["policy_sweep"]
+    assert r["model_name"] == "flux"
+    assert [s["setting"] for s in r["settings"]] == ["tau_q=2.0 tau_kv=1.0", "reuse_all"]
+    reuse_all = r["settings"][1]["layer_steps_by_kind"]
+    # Steps 0, 1 (warm-up), 3 and 5 (the last) update; 2 and 4 reuse in every layer.
+    assert reuse_all.get("dispatch", 0) == 0 and reuse_all["reuse"] > 0
+    assert "reuse_all" in capsys.readouterr().out
+
+
+def test_policy_sweep_rejects_bad_settings_and_several_models(tmp_path):
+    with pytest.raises(SystemExit):
+        e2e_bench.main(["--smoke-cpu", "--models", "flux", "--policy-sweep", "1,2,3",
+                        "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        e2e_bench.main(["--smoke-cpu", "--models", "flux,wan", "--policy-sweep", "1,2",
+                        "--out", str(tmp_path)])
