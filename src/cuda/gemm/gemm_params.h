@@ -95,8 +95,8 @@ struct GemmPlanParams {
   int32_t* item_count = nullptr;
 };
 
-// GEMM-Q's last round. The persistent CTAs take items round robin, whole groups (`slots` heads,
-// 256 columns) first, then partial groups. When the whole groups leave a last round of
+// GEMM-Q's last round. The persistent CTAs take one item per round (round_item), whole groups
+// (`slots` heads, 256 columns) first, then partial groups. When the whole groups leave a last round of
 // rest = full % ctas items, and their halves plus the partial groups fit in one round
 // (2 rest + partial <= ctas), those rest groups become two half-width items each (m64n128 wgmma,
 // ~0.55 of a whole tile's time): the last round then costs half a tile instead of a whole one.

@@ -30,6 +30,16 @@ __device__ __forceinline__ int32_t num_items(const GemmKernelParams& p) {
   return p.mode == GemmMode::kQ ? n : n * p.n_tiles;
 }
 
+// This CTA's item of round r. The list runs longest first (planner) and the CTAs take one item
+// per round in snake order (round 0: CTA c gets item c; round 1: item 2G - 1 - c; ...), so a CTA
+// that drew a long item in one round draws a short one in the next, where plain round robin
+// would give it the long ones every round. Items increase with r for every CTA: the first item
+// past the list ends the CTA's work.
+__device__ __forceinline__ int32_t round_item(int32_t r) {
+  const int32_t g = static_cast<int32_t>(gridDim.x), c = static_cast<int32_t>(blockIdx.x);
+  return r * g + ((r & 1) ? g - 1 - c : c);
+}
+
 __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, int32_t k) {
   Tile t;
   const int32_t kb_per_head = p.head_dim / kTileK;
