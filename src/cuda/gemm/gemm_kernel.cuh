@@ -30,7 +30,7 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const C
   const int32_t items = num_items(p);
   // Each path declares its own accumulator: with one array shared by the n128 and n256 paths,
   // ptxas (13.0) cannot keep the fragment in place and serialises every wgmma (C7511).
-  for (int32_t r = 0, k = round_item(0); k < items; k = round_item(++r)) {
+  for (int32_t k = round_item(0); k < items; k = next_round_item(k)) {
     const Tile t = get_tile(p, k);
     if (p.mode == GemmMode::kQ) {
       // One 128-column head (or two of 64) fill only half of the tile: use m64n128 wgmma.

@@ -30,7 +30,7 @@ __device__ __forceinline__ void producer_loop(const GemmKernelParams& p, const C
   const int32_t items = num_items(p);
   constexpr uint32_t kBytesA = kTileM * kTileK * 2;
   const uint32_t b_box_bytes = static_cast<uint32_t>(p.b_box_rows) * kTileK * 2;
-  for (int32_t r = 0, k = round_item(0); k < items; k = round_item(++r)) {
+  for (int32_t k = round_item(0); k < items; k = next_round_item(k)) {
     const Tile t = get_tile(p, k);
     // GEMM-Q loads one weight box per used head slot; GEMM-O one per 128 output columns.
     const int32_t boxes = p.mode == GemmMode::kQ ? t.slots : kTileN / p.b_box_rows;

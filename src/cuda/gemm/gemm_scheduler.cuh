@@ -39,6 +39,11 @@ __device__ __forceinline__ int32_t round_item(int32_t r) {
   const int32_t g = static_cast<int32_t>(gridDim.x), c = static_cast<int32_t>(blockIdx.x);
   return r * g + ((r & 1) ? g - 1 - c : c);
 }
+// The item after k (k's round is k / G): no round counter stays live across the tile, which
+// cost the consumers a register spill.
+__device__ __forceinline__ int32_t next_round_item(int32_t k) {
+  return round_item(k / static_cast<int32_t>(gridDim.x) + 1);
+}
 
 __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, int32_t k) {
   Tile t;
