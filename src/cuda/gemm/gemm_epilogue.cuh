@@ -86,8 +86,9 @@ __device__ __forceinline__ void init_bias(float (&acc)[128], const GemmKernelPar
   }
 }
 
-// acc = cache tile (GEMM-O dispatch); rows outside [0, M) stay 0 and are never stored.
-template <typename C>
+// acc = cache tile of kN columns (GEMM-O dispatch); rows outside [0, M) stay 0 and are never
+// stored.
+template <int kN, typename C>
 __device__ __forceinline__ void init_from_cache(float (&acc)[128], const GemmKernelParams& p,
                                                 const Tile& t, const FragmentCoords& f) {
   const C* base = static_cast<const C*>(p.cache) + t.b * p.cache_batch_stride;
@@ -97,7 +98,7 @@ __device__ __forceinline__ void init_from_cache(float (&acc)[128], const GemmKer
     const bool row_ok = row >= 0 && row < p.rows;
     const C* src = base + static_cast<int64_t>(row) * p.cache_row_stride;
 #pragma unroll
-    for (int j = 0; j < 32; ++j) {
+    for (int j = 0; j < kN / 8; ++j) {
       const int32_t col = t.n0 + 8 * j + f.col0;
       float2 v = make_float2(0.f, 0.f);
       if (row_ok && col < p.cols) v = load_pair(src + col);
@@ -192,10 +193,10 @@ __device__ __forceinline__ void store_tile_tma(const float (&acc)[128], const Ge
 // Rounds the accumulator to the storage type in place. GEMM-O update calls it after storing a
 // 16-bit cache, so that Y = C_stored + active heads exactly as dispatch computes it from that
 // cache (same initial values, same wgmma order: update then dispatch gives bit-identical Y).
-template <typename T>
+template <typename T, int kCount>
 __device__ __forceinline__ void round_to_storage(float (&acc)[128]) {
 #pragma unroll
-  for (int i = 0; i < 128; i += 2) {
+  for (int i = 0; i < kCount; i += 2) {
     T pair[2];
     store_pair<T>(pair, acc[i], acc[i + 1]);
     const float2 v = load_pair<T>(pair);

@@ -19,6 +19,42 @@ inline constexpr int kProducerRegs = 40;
 inline constexpr int kConsumerRegs = 232;
 static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= 168 * kThreads, "setmaxnreg pool");
 
+// GEMM-O on a tile of kN columns (256, or 128 for a half of the last round).
+template <int kN, typename T, typename Smem>
+__device__ __forceinline__ void consume_o_tile(const GemmKernelParams& p, const Tile& t,
+                                               const FragmentCoords& f, uint8_t* buf,
+                                               const CUtensorMap* out_map,
+                                               const CUtensorMap* cache_map, Smem& smem,
+                                               PipelineState<Smem::kStages>& state,
+                                               int32_t warpgroup) {
+  constexpr int kBoxes = Smem::kEpilogueBoxes;
+  float acc[128];
+  if (p.mode == GemmMode::kOUpdate) {
+    // C = bias + cached heads, stored; then Y = C + active heads + extra, same registers
+    // (cache only: C alone).
+    init_bias<kN, T>(acc, p, t, f);
+    consume_k_blocks<kN, T>(acc, t.phase1, warpgroup, smem, state);
+    if (p.cache_fp32) {
+      store_tile_tma<kN, kBoxes>(acc, p, t, f, buf, cache_map, warpgroup,
+                                 static_cast<float*>(p.cache), p.cache_row_stride,
+                                 p.cache_batch_stride);
+    } else {
+      store_tile_tma<kN, kBoxes>(acc, p, t, f, buf, cache_map, warpgroup, static_cast<T*>(p.cache),
+                                 p.cache_row_stride, p.cache_batch_stride);
+      round_to_storage<T, kN / 2>(acc);
+    }
+    if (p.cache_only) return;
+  } else if (p.cache_fp32) {
+    init_from_cache<kN, float>(acc, p, t, f);
+  } else {
+    init_from_cache<kN, T>(acc, p, t, f);
+  }
+  hopper::wgmma_fence_operands(acc);
+  consume_k_blocks<kN, T>(acc, t.phase2, warpgroup, smem, state);
+  store_tile_tma<kN, kBoxes>(acc, p, t, f, buf, out_map, warpgroup, static_cast<T*>(p.out),
+                             p.out_row_stride, p.out_batch_stride);
+}
+
 template <typename T, typename Smem>
 __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const CUtensorMap* out_map,
                                               const CUtensorMap* cache_map, Smem& smem,
@@ -27,11 +63,12 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const C
   uint8_t* buf = smem.epilogue[warpgroup];
   PipelineState<Smem::kStages> state;
   const FragmentCoords f(warpgroup);
-  const int32_t items = num_items(p);
+  const ItemList list = item_list(p);
   // Each path declares its own accumulator: with one array shared by the n128 and n256 paths,
-  // ptxas (13.0) cannot keep the fragment in place and serialises every wgmma (C7511).
-  for (int32_t k = round_item(0); k < items; k = next_round_item(k)) {
-    const Tile t = get_tile(p, k);
+  // ptxas (13.0) cannot keep the fragment in place and serialises every wgmma (C7511). GEMM-O
+  // update and dispatch share one (and one second chain): separate ones did the same.
+  for (int32_t k = round_item(0); k < list.count; k = next_round_item(k)) {
+    const Tile t = get_tile(p, list, k);
     if (p.mode == GemmMode::kQ) {
       // One 128-column head (or two of 64) fill only half of the tile: use m64n128 wgmma.
       if (t.slots * p.head_dim <= 128) {
@@ -47,34 +84,11 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const C
         store_tile_tma<256, kBoxes>(acc, p, t, f, buf, out_map, warpgroup, static_cast<T*>(p.out),
                                     p.out_row_stride, p.out_batch_stride);
       }
-      continue;
-    }
-    float acc[128];
-    if (p.mode == GemmMode::kOUpdate) {
-      // C = bias + cached heads, stored; then Y = C + active heads + extra, same registers
-      // (cache only: C alone).
-      init_bias<256, T>(acc, p, t, f);
-      consume_k_blocks<256, T>(acc, t.phase1, warpgroup, smem, state);
-      if (p.cache_fp32) {
-        store_tile_tma<256, kBoxes>(acc, p, t, f, buf, cache_map, warpgroup,
-                                    static_cast<float*>(p.cache), p.cache_row_stride,
-                                    p.cache_batch_stride);
-      } else {
-        store_tile_tma<256, kBoxes>(acc, p, t, f, buf, cache_map, warpgroup,
-                                    static_cast<T*>(p.cache), p.cache_row_stride,
-                                    p.cache_batch_stride);
-        round_to_storage<T>(acc);
-      }
-      if (p.cache_only) continue;
-    } else if (p.cache_fp32) {
-      init_from_cache<float>(acc, p, t, f);
+    } else if (t.n_width == kTileN) {
+      consume_o_tile<kTileN, T>(p, t, f, buf, out_map, cache_map, smem, state, warpgroup);
     } else {
-      init_from_cache<T>(acc, p, t, f);
+      consume_o_tile<kTileN / 2, T>(p, t, f, buf, out_map, cache_map, smem, state, warpgroup);
     }
-    hopper::wgmma_fence_operands(acc);
-    consume_k_blocks<256, T>(acc, t.phase2, warpgroup, smem, state);
-    store_tile_tma<256, kBoxes>(acc, p, t, f, buf, out_map, warpgroup, static_cast<T*>(p.out),
-                                p.out_row_stride, p.out_batch_stride);
   }
   // The CTA's shared memory must outlive the last TMA stores' reads of it.
   if (threadIdx.x % 128 == 0) hopper::bulk_wait_group0();

@@ -12,7 +12,7 @@ namespace flashomni::cuda::gemm {
 // consumers still finish the previous tile, so their loads of it do not wait on DRAM.
 __device__ __forceinline__ void prefetch_cache_tile(const GemmKernelParams& p, const Tile& t) {
   const int32_t elem = p.cache_fp32 ? 4 : 2;
-  const int32_t cols = min(kTileN, p.cols - t.n0);
+  const int32_t cols = min(t.n_width, p.cols - t.n0);
   const uint32_t bytes = static_cast<uint32_t>(cols * elem) & ~15u;
   if (bytes == 0) return;
   const auto* base =
@@ -27,13 +27,13 @@ template <typename Smem>
 __device__ __forceinline__ void producer_loop(const GemmKernelParams& p, const CUtensorMap* a_map,
                                               const CUtensorMap* b_map, Smem& smem) {
   PipelineState<Smem::kStages> state;
-  const int32_t items = num_items(p);
+  const ItemList list = item_list(p);
   constexpr uint32_t kBytesA = kTileM * kTileK * 2;
   const uint32_t b_box_bytes = static_cast<uint32_t>(p.b_box_rows) * kTileK * 2;
-  for (int32_t k = round_item(0); k < items; k = next_round_item(k)) {
-    const Tile t = get_tile(p, k);
+  for (int32_t k = round_item(0); k < list.count; k = next_round_item(k)) {
+    const Tile t = get_tile(p, list, k);
     // GEMM-Q loads one weight box per used head slot; GEMM-O one per 128 output columns.
-    const int32_t boxes = p.mode == GemmMode::kQ ? t.slots : kTileN / p.b_box_rows;
+    const int32_t boxes = p.mode == GemmMode::kQ ? t.slots : t.n_width / p.b_box_rows;
     const uint32_t bytes = kBytesA + boxes * b_box_bytes;
     if (p.mode == GemmMode::kODispatch) prefetch_cache_tile(p, t);
     for_each_k_block(p, t, [&](int32_t k_col) {

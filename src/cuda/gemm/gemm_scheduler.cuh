@@ -11,23 +11,40 @@ namespace flashomni::cuda::gemm {
 
 struct Tile {
   int32_t b = 0;
-  int32_t m0 = 0;       // first row (may be negative / past M: those rows are masked)
-  int32_t n0 = 0;       // GEMM-O: first output column
-  uint32_t heads = 0;   // GEMM-Q: head of column slot s in byte s
-  int32_t slots = 0;    // GEMM-Q: slots in use
-  uint64_t active = 0;  // GEMM-O: active heads
-  int32_t phase1 = 0;   // k-blocks reduced before the cache is stored (update only)
-  int32_t phase2 = 0;   // k-blocks reduced after it (or all of them)
+  int32_t m0 = 0;            // first row (may be negative / past M: those rows are masked)
+  int32_t n0 = 0;            // GEMM-O: first output column
+  int32_t n_width = kTileN;  // GEMM-O: output columns, 256 or 128 (a half of the last round)
+  uint32_t heads = 0;        // GEMM-Q: head of column slot s in byte s
+  int32_t slots = 0;         // GEMM-Q: slots in use
+  uint64_t active = 0;       // GEMM-O: active heads
+  int32_t phase1 = 0;        // k-blocks reduced before the cache is stored (update only)
+  int32_t phase2 = 0;        // k-blocks reduced after it (or all of them)
 };
 
 __device__ __forceinline__ uint64_t all_heads(int32_t heads) {
   return heads >= 64 ? ~0ull : (1ull << heads) - 1;
 }
 
-__device__ __forceinline__ int32_t num_items(const GemmKernelParams& p) {
-  if (p.items == nullptr) return p.dense_items;
-  const int32_t n = *p.item_count;
-  return p.mode == GemmMode::kQ ? n : n * p.n_tiles;
+// The persistent loop's item space. GEMM-Q: the planner's list (its last round already split,
+// q_split_from) or the dense index. GEMM-O: row entries x column tiles, where the items from
+// o_split_from on are the 128-column halves of tiles o_split_from, o_split_from + 1, ... (the
+// same last-round rule as GEMM-Q, with this launch's grid; M = 4608, N = 3072: 432 tiles =
+// 3 rounds + 36 on 132 CTAs, whose 72 halves end the 4th round at about half a tile).
+struct ItemList {
+  int32_t count = 0;
+  int32_t o_split_from = 0;
+};
+
+__device__ __forceinline__ ItemList item_list(const GemmKernelParams& p) {
+  ItemList list;
+  if (p.mode == GemmMode::kQ) {
+    list.count = p.items == nullptr ? p.dense_items : *p.item_count;
+    return list;
+  }
+  const int32_t tiles = (p.items == nullptr ? p.dense_items : *p.item_count * p.n_tiles);
+  list.o_split_from = q_split_from(tiles, 0, 2, static_cast<int32_t>(gridDim.x));
+  list.count = tiles + (tiles - list.o_split_from);
+  return list;
 }
 
 // This CTA's item of round r. The list runs longest first (planner) and the CTAs take one item
@@ -45,7 +62,8 @@ __device__ __forceinline__ int32_t next_round_item(int32_t k) {
   return round_item(k / static_cast<int32_t>(gridDim.x) + 1);
 }
 
-__device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, int32_t k) {
+__device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, const ItemList& list,
+                                         int32_t k) {
   Tile t;
   const int32_t kb_per_head = p.head_dim / kTileK;
   if (p.mode == GemmMode::kQ) {
@@ -78,8 +96,15 @@ __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, int32_t k) {
     t.phase2 = p.k_blocks;
     return t;
   }
-  const int32_t entry = k / p.n_tiles;
-  t.n0 = (k % p.n_tiles) * kTileN;
+  int32_t tile = k;
+  if (k >= list.o_split_from) {
+    const int32_t j = k - list.o_split_from;
+    tile = list.o_split_from + j / 2;
+    t.n_width = kTileN / 2;
+    t.n0 = (j % 2) * (kTileN / 2);
+  }
+  const int32_t entry = tile / p.n_tiles;
+  t.n0 += (tile % p.n_tiles) * kTileN;
   if (p.items != nullptr) {
     const int4 w = p.items[entry];
     t.b = w.x;
