@@ -8,6 +8,10 @@ warm-up), TFLOP/s of the work actually required (active tiles only), x cuBLAS (c
 active tiles; dispatch: active K columns; update: 1, it does the dense work). Writes JSON and a
 PNG plot into --out (bench/results by default).
 
+The replays are short bursts, whose SM clock depends on what ran just before (cuBLAS's own time
+moved 17 % between two samples of one run); under sustained load both cuBLAS and our kernels sit
+at the 700 W cap. bench/gemm_clock_probe.py measures the dense ratio that way (gemm_notes.md).
+
     FLASHOMNI_LIBRARY=build/libflashomni.so python3 bench/gemm_bench.py
 """
 
