@@ -460,6 +460,13 @@ int main(int argc, char** argv) {
       {"sparse0.2 fp16 K3072 extra256 bf16cache", hf, 1, 24, 128, 128, 0, 600, 256, 1024, 0.2, true,
        true, false, false},
       {"dense bf16 M3072 N3072 K3072", bf, 1, 24, 128, 128, 0, 3072, 0, 3072, 1.0, false},
+      // Sparse tile lists longer than the grid whose last round runs as 128-column halves
+      // (item_list: 288 = 2 x 132 + 24, 134 = 132 + 2 with a partial last column tile, 144 =
+      // 132 + 12 over two batch entries).
+      {"sparse0.5 bf16 M3072 N3072 K3072 halves", bf, 1, 24, 128, 128, 0, 3072, 0, 3072, 0.5},
+      {"sparse0.4 bf16 M8576 n320 extra64 halves", bf, 1, 4, 128, 128, 0, 8576, 64, 320, 0.4},
+      {"sparse0.5 fp16 batch2 M2200 N1024 fp16cache halves", hf, 2, 8, 128, 128, 0, 2200, 0, 1024,
+       0.5, true, true, true, false},
       // 16 + 112 k-blocks over >= 8192 rows: the 3-stage ring, fp32 and fp16 caches through
       // the one-pass epilogue.
       {"sparse0.5 bf16 M8200 K1024 extra7168 3-stage", bf, 1, 8, 128, 128, 0, 8200, 7168, 192, 0.5},
