@@ -2,10 +2,11 @@
 clock and power nvidia-smi reports meanwhile. The graph-replay benchmark (gemm_bench.py) times
 short bursts, whose clock depends on what ran just before; a diffusion model keeps the GPU busy
 for seconds, at its power cap. Each op runs back to back for --seconds, in the order cuBLAS,
-ours, cuBLAS, ours, at each M; a phase's time is its total GPU time over its calls. JSON and a
-log line per phase go to --out.
+ours, cuBLAS, ours, at each M; a phase's time is its total GPU time over its calls. JSON and
+a log line per phase go to --out.
 
-    PYTHONPATH=python:bench FLASHOMNI_LIBRARY=build/libflashomni.so python3 bench/gemm_clock_probe.py
+    PYTHONPATH=python:bench FLASHOMNI_LIBRARY=build/libflashomni.so \
+        python3 bench/gemm_clock_probe.py
 """
 
 import argparse

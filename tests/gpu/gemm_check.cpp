@@ -429,7 +429,7 @@ int main(int argc, char** argv) {
       {"dense bf16 M1024 K3072", bf, 1, 24, 128, 128, 0, 1024, 3072, 1.0, false, true},
       {"dense bf16 M3072 K1024", bf, 1, 24, 128, 128, 0, 3072, 1024, 1.0, false, true},
       {"sparse0.9 bf16 M3000 K1024", bf, 1, 24, 128, 128, 0, 3000, 1024, 0.9},
-      // A last round split in halves after whole rounds (q_split_from): dense 144 groups of 4
+      // A last round split in halves after whole rounds (last_round_split): dense 144 groups of 4
       // heads (132 + 12), sparse ~140 whole groups of 2 and a few partial ones.
       {"dense fp16 hd64 M3000 K512 split", hf, 1, 24, 64, 128, 0, 3000, 512, 1.0, false, true},
       {"sparse0.5 bf16 M3000 K512 split", bf, 1, 24, 128, 128, 0, 3000, 512, 0.5},

@@ -300,9 +300,10 @@ void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, 
   kp.dense_items = static_cast<int32_t>(q_max_items(p));
   if (p.symbols == nullptr) {
     const int32_t groups = kp.batch * kp.row_tiles * ((p.heads + kp.slots - 1) / kp.slots);
-    kp.split_from = p.heads % kp.slots == 0
-                        ? gemm::q_split_from(groups, 0, kp.slots, static_cast<int32_t>(sm_count()))
-                        : groups;
+    kp.split_from =
+        p.heads % kp.slots == 0
+            ? gemm::last_round_split(groups, 0, kp.slots, static_cast<int32_t>(sm_count()))
+            : groups;
     kp.dense_items = groups + (groups - kp.split_from);
   }
   kp.out = p.out.data;

@@ -67,9 +67,9 @@ struct GemmKernelParams {
   int32_t chunks_per_block = 1;  // block_q / 128
   int32_t first_block = 0;
   int32_t row_offset = 0;
-  int32_t dense_items = 0;      // item count when no planner ran (dense), else an upper bound
-  int32_t split_from = 0;       // dense GEMM-Q: items from here on are half groups (q_split_from)
-  const int4* items = nullptr;  // planner output (nullptr: dense, items from the index)
+  int32_t dense_items = 0;  // item count when no planner ran (dense), else an upper bound
+  int32_t split_from = 0;   // dense GEMM-Q: items from here on are half groups (last_round_split)
+  const int4* items = nullptr;          // planner output (nullptr: dense, items from the index)
   const int32_t* item_count = nullptr;  // device count (GEMM-Q items / GEMM-O row entries)
   int32_t cache_only = 0;       // GEMM-O update with no out: reduce and store the cache C only
   int32_t stages = kMaxStages;  // ring length: 4, or 3 with the one-pass epilogue (launcher)
@@ -95,15 +95,16 @@ struct GemmPlanParams {
   int32_t* item_count = nullptr;
 };
 
-// GEMM-Q's last round. The persistent CTAs take one item per round (round_item), whole groups
-// (`slots` heads, 256 columns) first, then partial groups. When the whole groups leave a last round of
-// rest = full % ctas items, and their halves plus the partial groups fit in one round
-// (2 rest + partial <= ctas), those rest groups become two half-width items each (m64n128 wgmma,
-// ~0.55 of a whole tile's time): the last round then costs half a tile instead of a whole one.
-// Dense M = 4608 (432 groups on 132 SMs: 3 rounds + 36): 4 -> ~3.55 tile times. Returns the index
-// of the first whole group emitted as halves (`full` when none is).
-__host__ __device__ inline int32_t q_split_from(int32_t full, int32_t partial, int32_t slots,
-                                                int32_t ctas) {
+// The last round of a persistent item list (GEMM-Q groups of heads, GEMM-O column tiles). The
+// CTAs take one item per round (round_item), whole items (256 columns) first, then the partial
+// GEMM-Q groups. When the whole items leave a last round of rest = full % ctas, and their halves
+// plus the partial groups fit in one round (2 rest + partial <= ctas), those rest items become
+// two 128-column halves each (m64n128 wgmma, measured ~0.8 of a whole tile's time): the last
+// round then ends about half a tile earlier. Dense M = 4608 (432 items on 132 SMs: 3 rounds +
+// 36): 4 -> ~3.55 tile times predicted, -9 % measured for GEMM-Q. Returns the index of the first
+// whole item emitted as halves (`full` when none is).
+__host__ __device__ inline int32_t last_round_split(int32_t full, int32_t partial, int32_t slots,
+                                                    int32_t ctas) {
   const int32_t rest = ctas > 0 ? full % ctas : 0;
   if (slots < 2 || rest == 0 || 2 * rest + partial > ctas) return full;
   return full - rest;

@@ -2,7 +2,7 @@
 // GEMMs on the GPU (one CTA, a few microseconds, no host synchronisation).
 //   GEMM-Q: one item per group of up to `slots` active heads of a row tile, row-tile major so the
 //           CTAs running at once share X rows and W_q in L2, full groups before partial ones, the
-//           last round's full groups split in halves where that shortens it (q_split_from);
+//           last round's full groups split in halves where that shortens it (last_round_split);
 //           cached (row tile, head) pairs vanish.
 //   GEMM-O: one entry per row tile with its active-head mask, sorted by k-blocks to reduce
 //           (descending) so the persistent CTAs take the longest row tiles first.
@@ -43,7 +43,7 @@ __global__ void __launch_bounds__(kPlannerThreads, 1) gemm_planner_kernel(const 
   if (p.mode == GemmMode::kQ) {
     // Whole groups (all `slots` heads) first, then the at most one partial group per row tile
     // (half the wgmma work or less), so the short items fill the last round; whole groups from
-    // split_from on are emitted as two half-width items each (q_split_from).
+    // split_from on are emitted as two half-width items each (last_round_split).
     __shared__ int32_t scratch[kPlannerThreads / 32 + 1];
     int32_t full_total = 0, partial_total = 0;
     for (int32_t start = 0; start < candidates; start += kPlannerThreads) {
@@ -55,7 +55,7 @@ __global__ void __launch_bounds__(kPlannerThreads, 1) gemm_planner_kernel(const 
       full_total += full;
       partial_total += partial;
     }
-    const int32_t split_from = q_split_from(full_total, partial_total, p.slots, p.ctas);
+    const int32_t split_from = last_round_split(full_total, partial_total, p.slots, p.ctas);
     const int32_t half = p.slots / 2;
     const uint32_t unused_high = 0xffffffffu << (8 * half);  // slots < 4 * 8 bits: shift < 32
     int32_t base = 0;

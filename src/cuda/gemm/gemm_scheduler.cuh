@@ -26,7 +26,7 @@ __device__ __forceinline__ uint64_t all_heads(int32_t heads) {
 }
 
 // The persistent loop's item space. GEMM-Q: the planner's list (its last round already split,
-// q_split_from) or the dense index. GEMM-O: row entries x column tiles, where the items from
+// last_round_split) or the dense index. GEMM-O: row entries x column tiles, where the items from
 // o_split_from on are the 128-column halves of tiles o_split_from, o_split_from + 1, ... (the
 // same last-round rule as GEMM-Q, with this launch's grid; M = 4608, N = 3072: 432 tiles =
 // 3 rounds + 36 on 132 CTAs, whose 72 halves end the 4th round at about half a tile).
@@ -42,7 +42,7 @@ __device__ __forceinline__ ItemList item_list(const GemmKernelParams& p) {
     return list;
   }
   const int32_t tiles = (p.items == nullptr ? p.dense_items : *p.item_count * p.n_tiles);
-  list.o_split_from = q_split_from(tiles, 0, 2, static_cast<int32_t>(gridDim.x));
+  list.o_split_from = last_round_split(tiles, 0, 2, static_cast<int32_t>(gridDim.x));
   list.count = tiles + (tiles - list.o_split_from);
   return list;
 }
@@ -75,7 +75,7 @@ __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, const ItemLi
       t.slots = w.w;
     } else {
       // Items from split_from on are the halves of groups split_from, split_from + 1, ...
-      // (q_split_from; only when every group is whole).
+      // (last_round_split; only when every group is whole).
       int32_t group = k, first = 0, count = p.slots;
       if (k >= p.split_from) {
         const int32_t j = k - p.split_from;
