@@ -91,6 +91,10 @@ def run_policy_sweep(args, device, dtype, name, builder, arms, full_blocks):
             dev = arms.deviation(fo_x, dense_x)
             result["settings"].append(dict(
                 setting=name, tau_q=tq, tau_kv=tkv, total_ms=r["total_ms"],
+                # Mean ms of the schedule's update and dispatch steps (reuse_all: a dispatch step
+                # is every layer reusing).
+                by_step_kind={k: round(v["mean_ms"], 2) for k, v in r["by_step_kind"].items()
+                              if v["mean_ms"] is not None},
                 speedup=result["dense"]["total_ms"] / r["total_ms"], psnr_db=dev["psnr_db"],
                 rel_l2=dev["rel_l2"], layer_steps_by_kind=r["layer_steps_by_kind"],
                 mean_dispatch_query_density=(
@@ -113,8 +117,10 @@ def print_sweep(r):
           f"{m['double_blocks']} + {m['single_blocks']} blocks, {r['steps']} steps; dense "
           f"{r['dense']['total_ms']:.1f} ms")
     for s in r["settings"]:
+        steps = " / ".join(f"{k} {v:.1f}" for k, v in s["by_step_kind"].items())
         print(f"  {s['setting']:24s}: {s['total_ms']:9.1f} ms  speedup {s['speedup']:.3f}x  "
               f"PSNR {s['psnr_db']:.2f} dB  dispatch query density "
-              f"{s['mean_dispatch_query_density']}  kinds {s['layer_steps_by_kind']}")
+              f"{s['mean_dispatch_query_density']}  kinds {s['layer_steps_by_kind']}  "
+              f"mean step ms {steps}")
     for s in r["skipped"]:
         print(f"  skipped {s['setting']}: {s['reason']}")

@@ -81,6 +81,7 @@ def test_policy_sweep_runs_one_model_with_a_reuse_all_reference(tmp_path, capsys
         r = json.load(f)["policy_sweep"]
     assert r["model_name"] == "flux"
     assert [s["setting"] for s in r["settings"]] == ["tau_q=2.0 tau_kv=1.0", "reuse_all"]
+    assert set(r["settings"][1]["by_step_kind"]) == {"update", "dispatch"}
     reuse_all = r["settings"][1]["layer_steps_by_kind"]
     # Steps 0, 1 (warm-up), 3 and 5 (the last) update; 2 and 4 reuse in every layer.
     assert reuse_all.get("dispatch", 0) == 0 and reuse_all["reuse"] > 0
