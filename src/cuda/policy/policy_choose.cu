@@ -179,6 +179,15 @@ __global__ void __launch_bounds__(kQueryThreads) queries_kernel(PolicyKernelPara
   const int32_t tb = r.first_text_block(), te = min(r.end_text_block(), r.nq);
   const int32_t n_image = r.nq - (te - tb);
   const auto block_of = [tb, te](int32_t x) { return x < tb ? x : x + (te - tb); };
+  // Both scores end alike: with val / idx filled (np entries, pads last), sort ascending and
+  // cache the image blocks of the smallest prefix whose share stays within q_threshold.
+  const auto cache_lowest = [&]() {
+    __syncthreads();
+    bitonic_sort(val, idx, np);
+    if (threadIdx.x == 0) s_cached = prefix_within(val, n_image, p.q_threshold);
+    __syncthreads();
+    for (int32_t m = threadIdx.x; m < s_cached; m += blockDim.x) active[block_of(idx[m])] = 0;
+  };
   if (p.cache_queries && p.by_change && p.change != nullptr && n_image > 0) {
     // Output change (choose_queries_by_change): c = r / sum r over the image blocks, 0 if the
     // sum is 0; no text needed. Without a previous output (change null) nothing is cached.
@@ -193,11 +202,7 @@ __global__ void __launch_bounds__(kQueryThreads) queries_kernel(PolicyKernelPara
       val[x] = x < n_image ? (sum > 0.0 ? ddiv(t2i[x], sum) : 0.0) : INFINITY;
       idx[x] = x < n_image ? x : kPad;
     }
-    __syncthreads();
-    bitonic_sort(val, idx, np);
-    if (threadIdx.x == 0) s_cached = prefix_within(val, n_image, p.q_threshold);
-    __syncthreads();
-    for (int32_t m = threadIdx.x; m < s_cached; m += blockDim.x) active[block_of(idx[m])] = 0;
+    cache_lowest();
   }
   // Query caching (choose_queries): only with text, image blocks, and caching on.
   if (p.cache_queries && !p.by_change && r.text_end > r.text_begin && n_image > 0) {
@@ -242,11 +247,7 @@ __global__ void __launch_bounds__(kQueryThreads) queries_kernel(PolicyKernelPara
         val[x] = score;
         idx[x] = x < n_image ? x : kPad;
       }
-      __syncthreads();
-      bitonic_sort(val, idx, np);
-      if (threadIdx.x == 0) s_cached = prefix_within(val, n_image, p.q_threshold);
-      __syncthreads();
-      for (int32_t m = threadIdx.x; m < s_cached; m += blockDim.x) active[block_of(idx[m])] = 0;
+      cache_lowest();
     }
   }
   if (threadIdx.x < 4) s_counts[threadIdx.x] = 0;
