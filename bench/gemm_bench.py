@@ -92,7 +92,13 @@ def main():
     ap.add_argument("--reps", type=int, default=12)
     ap.add_argument("--out", default=str(REPO / "bench" / "results"))
     ap.add_argument("--tag", default="")
+    ap.add_argument("--cache-dtype", choices=["float32", "bfloat16"], default="float32",
+                    help="dtype of GEMM-O's cache C (bfloat16: TMA-staged in the kernel)")
+    ap.add_argument("--ops", nargs="*", choices=["q", "o"], default=["q", "o"])
+    ap.add_argument("--extras", type=int, nargs="*", default=[0, 12288],
+                    help="GEMM-O always-active input columns after the heads (K = 3072 + extra)")
     args = ap.parse_args()
+    cache_dt = torch.float32 if args.cache_dtype == "float32" else torch.bfloat16
     torch.manual_seed(0)
     dt = torch.bfloat16
     dev = torch.cuda.get_device_name()
@@ -113,30 +119,31 @@ def main():
               f"ideal {row['frac_of_ideal']:5.2f}", flush=True)
 
     for m in args.rows:
-        x = torch.randn(m, 3072, device="cuda", dtype=dt)
-        wq = torch.randn(HEADS * HEAD_DIM, 3072, device="cuda", dtype=dt) / 55
-        bq = torch.randn(HEADS * HEAD_DIM, device="cuda", dtype=dt)
-        # cuBLAS baseline: the same projection through torch (F.linear with bias).
-        base_q, lo, hi = time_op(lambda: torch.nn.functional.linear(x, wq, bq), args.calls,
+        if "q" in args.ops:
+            x = torch.randn(m, 3072, device="cuda", dtype=dt)
+            wq = torch.randn(HEADS * HEAD_DIM, 3072, device="cuda", dtype=dt) / 55
+            bq = torch.randn(HEADS * HEAD_DIM, device="cuda", dtype=dt)
+            # cuBLAS baseline: the same projection through torch (F.linear with bias).
+            base_q, lo, hi = time_op(lambda: torch.nn.functional.linear(x, wq, bq), args.calls,
+                                     args.reps)
+            record("cublas_linear", m, 3072, 3072, 1.0, 1.0, base_q, (lo, hi), base_q, 1.0)
+            out = torch.empty(m, HEADS * HEAD_DIM, device="cuda", dtype=dt)
+            ms, lo, hi = time_op(lambda: fo.gemm_q(x, wq, bq, heads=HEADS, out=out), args.calls,
                                  args.reps)
-        record("cublas_linear", m, 3072, 3072, 1.0, 1.0, base_q, (lo, hi), base_q, 1.0)
-        out = torch.empty(m, HEADS * HEAD_DIM, device="cuda", dtype=dt)
-        ms, lo, hi = time_op(lambda: fo.gemm_q(x, wq, bq, heads=HEADS, out=out), args.calls,
-                             args.reps)
-        record("gemm_q_dense", m, 3072, 3072, 1.0, 1.0, ms, (lo, hi), base_q, 1.0)
-        for d in args.densities:
-            s, frac = symbols(m, d, seed=int(d * 1000) + m)
-            ms, lo, hi = time_op(lambda: fo.gemm_q(x, wq, bq, heads=HEADS, symbols=s, out=out),
-                                 args.calls, args.reps)
-            record("gemm_q", m, 3072, 3072, d, frac, ms, (lo, hi), base_q, frac)
-        del x, out
-        for extra in (0, 12288):
+            record("gemm_q_dense", m, 3072, 3072, 1.0, 1.0, ms, (lo, hi), base_q, 1.0)
+            for d in args.densities:
+                s, frac = symbols(m, d, seed=int(d * 1000) + m)
+                ms, lo, hi = time_op(lambda: fo.gemm_q(x, wq, bq, heads=HEADS, symbols=s, out=out),
+                                     args.calls, args.reps)
+                record("gemm_q", m, 3072, 3072, d, frac, ms, (lo, hi), base_q, frac)
+            del x, out
+        for extra in (args.extras if "o" in args.ops else []):
             k = HEADS * HEAD_DIM + extra
             a = torch.randn(m, k, device="cuda", dtype=dt)
             wo = torch.randn(3072, k, device="cuda", dtype=dt) / np.sqrt(k)
             bo = torch.randn(3072, device="cuda", dtype=dt)
             y = torch.empty(m, 3072, device="cuda", dtype=dt)
-            cache = torch.empty(m, 3072, device="cuda", dtype=torch.float32)
+            cache = torch.empty(m, 3072, device="cuda", dtype=cache_dt)
             base, lo, hi = time_op(lambda: torch.nn.functional.linear(a, wo, bo), args.calls,
                                    args.reps)
             record("cublas_linear", m, k, 3072, 1.0, 1.0, base, (lo, hi), base, 1.0)
@@ -152,8 +159,8 @@ def main():
                     lambda: fo.gemm_o_dispatch(a, wo, cache, heads=HEADS, head_dim=HEAD_DIM,
                                                symbols=s, out=y), args.calls, args.reps)
                 record("gemm_o_dispatch", m, k, 3072, d, frac, ms, (lo, hi), base, kfrac)
-                # Memory floor of dispatch: fp32 cache read + Y write + active A columns.
-                floor = (m * 3072 * 6 + m * k * kfrac * 2) / bw / 1e6
+                # Memory floor of dispatch: cache read + Y write + active A columns.
+                floor = (m * 3072 * (cache_dt.itemsize + 2) + m * k * kfrac * 2) / bw / 1e6
                 rows_out[-1]["memory_floor_ms"] = floor
             del a, wo, y, cache
         torch.cuda.empty_cache()
@@ -163,7 +170,8 @@ def main():
         cwd=REPO).stdout.strip()
     meta = dict(device=dev, commit=commit, date=datetime.datetime.now().isoformat(timespec="seconds"),
                 torch=torch.__version__, copy_gbps=bw, heads=HEADS, head_dim=HEAD_DIM,
-                calls_per_replay=args.calls, reps=args.reps, dtype="bfloat16")
+                calls_per_replay=args.calls, reps=args.reps, dtype="bfloat16",
+                cache_dtype=args.cache_dtype)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = "gemm_" + (args.tag or dev.replace(" ", "_").replace("/", "_"))

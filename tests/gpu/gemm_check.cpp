@@ -453,6 +453,9 @@ int main(int argc, char** argv) {
       {"sparse0.5 fp16 batch2 fp16cache", hf, 2, 4, 128, 128, 0, 200, 0, 256, 0.5, true, true, true,
        false},
       {"all cached", bf, 1, 4, 128, 128, 0, 256, 128, 256, 0.0},
+      // No active head and no extra column: dispatch's Y is the staged 16-bit C alone.
+      {"all cached bf16cache no extra", bf, 1, 4, 128, 128, 0, 256, 0, 256, 0.0, true, true, false,
+       false},
       {"all active", bf, 1, 4, 128, 128, 0, 256, 0, 256, 1.0},
       {"block256", bf, 1, 4, 128, 256, 0, 512, 0, 256, 0.5},
       // K = 3072 (24 heads): row tiles of very different costs.
@@ -465,6 +468,8 @@ int main(int argc, char** argv) {
       // 132 + 12 over two batch entries).
       {"sparse0.5 bf16 M3072 N3072 K3072 halves", bf, 1, 24, 128, 128, 0, 3072, 0, 3072, 0.5},
       {"sparse0.4 bf16 M8576 n320 extra64 halves", bf, 1, 4, 128, 128, 0, 8576, 64, 320, 0.4},
+      {"sparse0.5 bf16 M3072 N3072 K3072 bf16cache halves", bf, 1, 24, 128, 128, 0, 3072, 0, 3072,
+       0.5, true, true, false, false},
       {"sparse0.5 fp16 batch2 M2200 N1024 fp16cache halves", hf, 2, 8, 128, 128, 0, 2200, 0, 1024,
        0.5, true, true, true, false},
       // 16 + 112 k-blocks over >= 8192 rows: the 3-stage ring, fp32 and fp16 caches through
@@ -473,7 +478,7 @@ int main(int argc, char** argv) {
       {"sparse0.4 fp16 batch2 M4200 extra7168 fp16cache 3-stage", hf, 2, 8, 128, 128, 0, 4200, 7168,
        128, 0.4, true, true, true, false},
   };
-  if (quick) ocases = {ocases[3], ocases[6]};
+  if (quick) ocases = {ocases[2], ocases[3], ocases[6]};
   for (const auto& c : ocases) run_o(c, rng);
   run_rejections();
   return gpu_check::finish();

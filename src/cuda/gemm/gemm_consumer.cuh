@@ -11,11 +11,16 @@ namespace flashomni::cuda::gemm {
 
 // Reduces `count` k-blocks into acc and drains: on return every wgmma has completed and all the
 // stages it used are released. kN = 256 (full tile) or 128 (first half of the columns only).
+// accumulate = 0 starts from zero (the first wgmma's scale-d is 0) instead of acc's values: zeroing
+// the registers in the caller after a chain whose values were just stored made ptxas (13.0) give
+// the second chain new registers, spill 11 KB and serialise every wgmma (C7512).
 template <int kN, typename T, typename Smem>
 __device__ __forceinline__ void consume_k_blocks(float (&acc)[128], int32_t count,
                                                  int32_t warpgroup, Smem& smem,
-                                                 PipelineState<Smem::kStages>& state) {
+                                                 PipelineState<Smem::kStages>& state,
+                                                 int32_t accumulate = 1) {
   const bool leader = threadIdx.x % 128 == 0;
+  int32_t scale_d = accumulate;
   auto issue = [&]() {
     hopper::mbar_wait(&smem.full[state.stage], state.phase);
     const uint64_t desc_a =
@@ -24,8 +29,9 @@ __device__ __forceinline__ void consume_k_blocks(float (&acc)[128], int32_t coun
     hopper::wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < kTileK / 16; ++kk) {
-      wgmma_ss<kN, T>(acc, desc_a + 2 * kk, desc_b + 2 * kk);
+      wgmma_ss<kN, T>(acc, desc_a + 2 * kk, desc_b + 2 * kk, kk == 0 ? scale_d : 1);
     }
+    scale_d = 1;
     hopper::wgmma_commit();
   };
   if (count == 0) return;

@@ -86,6 +86,13 @@ __device__ __forceinline__ void init_bias(float (&acc)[128], const GemmKernelPar
   }
 }
 
+// acc = 0 for the first kCount values (kN / 2 of a kN-column fragment).
+template <int kCount>
+__device__ __forceinline__ void zero_fill(float (&acc)[128]) {
+#pragma unroll
+  for (int i = 0; i < kCount; ++i) acc[i] = 0.f;
+}
+
 // acc = cache tile of kN columns (GEMM-O dispatch); rows outside [0, M) stay 0 and are never
 // stored.
 template <int kN, typename C>
@@ -190,9 +197,111 @@ __device__ __forceinline__ void store_tile_tma(const float (&acc)[128], const Ge
   }
 }
 
+// GEMM-O with a 16-bit cache in the 3-stage kernel: the warpgroup's 64 x kN cache fragment (kN / 64
+// boxes of 8 KB, 32 KB at kN = 256) fits its staging buffer, in the store layout. Dispatch then
+// TMA-loads it at the tile's start and adds it after the mainloop, so its DRAM read overlaps the
+// wgmma instead of stalling them (an fp32 tile, 128 KB, sat in front of every tile: ~6 us of a
+// ~20 us round at K = 3072, density 0.25); update adds the C it has just staged, in the same
+// order (Y = C + sum of active heads from zero), so dispatch repeats update's Y bit for bit.
+// Negative first rows (row_offset) cannot use a TMA box: those warpgroups keep the register path.
+template <typename Smem>
+__device__ __forceinline__ bool cache_staged(const GemmKernelParams& p, const Tile& t,
+                                             int32_t warpgroup) {
+  if constexpr (Smem::kEpilogueBoxes < 4) {
+    return false;
+  } else {
+    const int32_t first_row = t.m0 + warpgroup * kEpilogueRows;
+    return !p.cache_fp32 && first_row >= 0 && first_row < p.rows;
+  }
+}
+
+// Leader thread: the cache boxes of the warpgroup's kN columns into `buf` once the previous
+// tile's TMA stores have read it; completion on `bar` (boxes past N are not loaded, never stored).
+template <int kN>
+__device__ __forceinline__ void load_cache_staged(const GemmKernelParams& p, const Tile& t,
+                                                  uint8_t* buf, const CUtensorMap* map,
+                                                  uint64_t* bar, int32_t warpgroup) {
+  constexpr int kBoxCols = 64;  // 128 bytes of 16-bit values
+  const int32_t first_row = t.m0 + warpgroup * kEpilogueRows;
+  const int32_t boxes = min(kN / kBoxCols, (p.cols - t.n0 + kBoxCols - 1) / kBoxCols);
+  hopper::bulk_wait_group_read0();
+  hopper::mbar_arrive_expect_tx(bar, static_cast<uint32_t>(boxes * kEpilogueBoxBytes));
+  for (int32_t b = 0; b < boxes; ++b) {
+    uint8_t* dst = buf + b * kEpilogueBoxBytes;
+    if (p.batch > 1) {
+      hopper::tma_load_3d(dst, map, bar, t.n0 + b * kBoxCols, first_row, t.b);
+    } else {
+      hopper::tma_load_2d(dst, map, bar, t.n0 + b * kBoxCols, first_row);
+    }
+  }
+}
+
+// Y = staged C + acc (C alone when no k-block ran: !has_acc) for the warpgroup's 64 x kN fragment,
+// written over C in place (each thread rewrites exactly the values it read) and stored by TMA. The
+// caller has made the staged C visible (mbarrier wait after a load, or the C store's read done plus
+// a barrier after update). The shared-memory accesses are volatile asm in chunks of 8 loads then 8
+// stores: with plain accesses ptxas hoisted the loads of the whole fragment (128 values more live
+// next to the 128 accumulators) and spilled 10.9 KB at the 168-register compile limit, serialising
+// the wgmma.
+template <int kN, typename T>
+__device__ __forceinline__ void add_staged_and_store(const float (&acc)[128], bool has_acc,
+                                                     const GemmKernelParams& p, const Tile& t,
+                                                     const FragmentCoords& f, uint8_t* buf,
+                                                     const CUtensorMap* map, int32_t warpgroup) {
+  constexpr int kBoxCols = 64;
+  constexpr int kChunk = 4;  // column groups of 8 per chunk: 8 values in flight
+  static_assert((kN / 8) % kChunk == 0, "whole chunks");
+  const int bar = 1 + warpgroup;
+  const int32_t first_row = t.m0 + warpgroup * kEpilogueRows;
+  const int32_t row_local = f.row0 - warpgroup * kEpilogueRows;
+  // Column group j of the fragment: box j / 8, 16-byte chunk j % 8 of its row (swizzled by the
+  // row's low 3 bits, the same for both halves), byte 2 col0 inside the chunk.
+  auto addr = [&](int j, int half) {
+    const int r = row_local + 8 * half;
+    return buf + (j / 8) * kEpilogueBoxBytes + r * 128 + (((j % 8) ^ (r & 7)) << 4) + 2 * f.col0;
+  };
+#pragma unroll
+  for (int j0 = 0; j0 < kN / 8; j0 += kChunk) {
+    uint32_t c[kChunk][2];
+#pragma unroll
+    for (int jj = 0; jj < kChunk; ++jj) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) c[jj][half] = hopper::ld_shared_u32(addr(j0 + jj, half));
+    }
+#pragma unroll
+    for (int jj = 0; jj < kChunk; ++jj) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int i = 4 * (j0 + jj) + 2 * half;
+        const float2 v = load_pair(reinterpret_cast<const T*>(&c[jj][half]));
+        uint32_t y;
+        store_pair(reinterpret_cast<T*>(&y), has_acc ? v.x + acc[i] : v.x,
+                   has_acc ? v.y + acc[i + 1] : v.y);
+        hopper::st_shared_u32(addr(j0 + jj, half), y);
+      }
+    }
+  }
+  hopper::fence_proxy_async_shared();
+  hopper::named_barrier_sync(bar, 128);
+  if (threadIdx.x % 128 == 0) {
+#pragma unroll
+    for (int b = 0; b < kN / kBoxCols; ++b) {
+      const int32_t col = output_col(p, t, b * kBoxCols);
+      if (col < 0) continue;
+      if (p.batch > 1) {
+        hopper::tma_store_3d(map, buf + b * kEpilogueBoxBytes, col, first_row, t.b);
+      } else {
+        hopper::tma_store_2d(map, buf + b * kEpilogueBoxBytes, col, first_row);
+      }
+    }
+    hopper::bulk_commit_group();
+  }
+}
+
 // Rounds the accumulator to the storage type in place. GEMM-O update calls it after storing a
-// 16-bit cache, so that Y = C_stored + active heads exactly as dispatch computes it from that
-// cache (same initial values, same wgmma order: update then dispatch gives bit-identical Y).
+// 16-bit cache on the register path (cache_staged false), so that Y = C_stored + active heads
+// exactly as dispatch computes it from that cache (same initial values, same wgmma order: update
+// then dispatch gives bit-identical Y).
 template <typename T, int kCount>
 __device__ __forceinline__ void round_to_storage(float (&acc)[128]) {
 #pragma unroll

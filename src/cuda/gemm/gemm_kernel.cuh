@@ -19,19 +19,22 @@ inline constexpr int kProducerRegs = 40;
 inline constexpr int kConsumerRegs = 232;
 static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= 168 * kThreads, "setmaxnreg pool");
 
-// GEMM-O on a tile of kN columns (256, or 128 for a half of the last round).
+// GEMM-O on a tile of kN columns (256, or 128 for a half of the last round). `cache_phase` is
+// the parity of the warpgroup's next staged cache load (cache_staged).
 template <int kN, typename T, typename Smem>
 __device__ __forceinline__ void consume_o_tile(const GemmKernelParams& p, const Tile& t,
                                                const FragmentCoords& f, uint8_t* buf,
                                                const CUtensorMap* out_map,
                                                const CUtensorMap* cache_map, Smem& smem,
                                                PipelineState<Smem::kStages>& state,
-                                               int32_t warpgroup) {
+                                               uint32_t& cache_phase, int32_t warpgroup) {
   constexpr int kBoxes = Smem::kEpilogueBoxes;
+  const bool staged = cache_staged<Smem>(p, t, warpgroup);
+  const bool leader = threadIdx.x % 128 == 0;
   float acc[128];
   if (p.mode == GemmMode::kOUpdate) {
-    // C = bias + cached heads, stored; then Y = C + active heads + extra, same registers
-    // (cache only: C alone).
+    // C = bias + cached heads, stored; then Y = C + active heads + extra (cache only: C alone),
+    // in the same registers (fp32 cache) or from the staged C (16-bit, add_staged_and_store).
     init_bias<kN, T>(acc, p, t, f);
     consume_k_blocks<kN, T>(acc, t.phase1, warpgroup, smem, state);
     if (p.cache_fp32) {
@@ -41,18 +44,37 @@ __device__ __forceinline__ void consume_o_tile(const GemmKernelParams& p, const 
     } else {
       store_tile_tma<kN, kBoxes>(acc, p, t, f, buf, cache_map, warpgroup, static_cast<T*>(p.cache),
                                  p.cache_row_stride, p.cache_batch_stride);
+      // Register path: dispatch starts from the stored 16-bit C. (Staged, the chain below
+      // ignores these values; rounding them anyway keeps ptxas from spilling: see
+      // consume_k_blocks.)
       round_to_storage<T, kN / 2>(acc);
     }
     if (p.cache_only) return;
+  } else if (staged) {
+    if (leader) load_cache_staged<kN>(p, t, buf, cache_map, &smem.cache_full[warpgroup], warpgroup);
+    zero_fill<kN / 2>(acc);
   } else if (p.cache_fp32) {
     init_from_cache<kN, float>(acc, p, t, f);
   } else {
     init_from_cache<kN, T>(acc, p, t, f);
   }
   hopper::wgmma_fence_operands(acc);
-  consume_k_blocks<kN, T>(acc, t.phase2, warpgroup, smem, state);
-  store_tile_tma<kN, kBoxes>(acc, p, t, f, buf, out_map, warpgroup, static_cast<T*>(p.out),
-                             p.out_row_stride, p.out_batch_stride);
+  // Staged: the active heads' sum starts from zero (C is added in the epilogue).
+  consume_k_blocks<kN, T>(acc, t.phase2, warpgroup, smem, state, staged ? 0 : 1);
+  if (!staged) {
+    store_tile_tma<kN, kBoxes>(acc, p, t, f, buf, out_map, warpgroup, static_cast<T*>(p.out),
+                               p.out_row_stride, p.out_batch_stride);
+    return;
+  }
+  if (p.mode == GemmMode::kOUpdate) {
+    // The staged C is rewritten in place: its TMA store must have read it first.
+    if (leader) hopper::bulk_wait_group_read0();
+    hopper::named_barrier_sync(1 + warpgroup, 128);
+  } else {
+    hopper::mbar_wait(&smem.cache_full[warpgroup], cache_phase);
+    cache_phase ^= 1;
+  }
+  add_staged_and_store<kN, T>(acc, t.phase2 > 0, p, t, f, buf, out_map, warpgroup);
 }
 
 template <typename T, typename Smem>
@@ -62,6 +84,7 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const C
   constexpr int kBoxes = Smem::kEpilogueBoxes;
   uint8_t* buf = smem.epilogue[warpgroup];
   PipelineState<Smem::kStages> state;
+  uint32_t cache_phase = 0;
   const FragmentCoords f(warpgroup);
   const ItemList list = item_list(p);
   // Each path declares its own accumulator: with one array shared by the n128 and n256 paths,
@@ -85,9 +108,11 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const C
                                     p.out_row_stride, p.out_batch_stride);
       }
     } else if (t.n_width == kTileN) {
-      consume_o_tile<kTileN, T>(p, t, f, buf, out_map, cache_map, smem, state, warpgroup);
+      consume_o_tile<kTileN, T>(p, t, f, buf, out_map, cache_map, smem, state, cache_phase,
+                                warpgroup);
     } else {
-      consume_o_tile<kTileN / 2, T>(p, t, f, buf, out_map, cache_map, smem, state, warpgroup);
+      consume_o_tile<kTileN / 2, T>(p, t, f, buf, out_map, cache_map, smem, state, cache_phase,
+                                    warpgroup);
     }
   }
   // The CTA's shared memory must outlive the last TMA stores' reads of it.
@@ -111,6 +136,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       hopper::mbar_init(&smem.full[s], 1);
       hopper::mbar_init(&smem.empty[s], 2);
     }
+    hopper::mbar_init(&smem.cache_full[0], 1);
+    hopper::mbar_init(&smem.cache_full[1], 1);
     hopper::mbar_init_fence();
   }
   __syncthreads();

@@ -125,7 +125,11 @@ void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, D
                                : kp.heads * kp.head_dim / gemm::kTileK + kp.extra_k_blocks;
   const bool long_k = k_blocks >= gemm::kThreeStageKBlocks &&
                       static_cast<int64_t>(kp.batch) * kp.rows >= gemm::kThreeStageRows;
-  kp.stages = long_k ? gemm::kMaxStages - 1 : gemm::kMaxStages;
+  // GEMM-O with a 16-bit cache (not cache-only) always takes 3 stages: their one-pass staging
+  // buffers hold a whole 16-bit fragment, which lets dispatch load C by TMA during the mainloop
+  // (cache_staged in gemm_epilogue.cuh); update must take the same path for bit-equal Y.
+  const bool staged_cache = kp.mode != GemmMode::kQ && !kp.cache_fp32 && !kp.cache_only;
+  kp.stages = long_k || staged_cache ? gemm::kMaxStages - 1 : gemm::kMaxStages;
   if (symbols != nullptr) {
     pp.symbols = *symbols;
     pp.batch = kp.batch;

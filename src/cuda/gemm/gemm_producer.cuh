@@ -35,7 +35,11 @@ __device__ __forceinline__ void producer_loop(const GemmKernelParams& p, const C
     // GEMM-Q loads one weight box per used head slot; GEMM-O one per 128 output columns.
     const int32_t boxes = p.mode == GemmMode::kQ ? t.slots : t.n_width / p.b_box_rows;
     const uint32_t bytes = kBytesA + boxes * b_box_bytes;
-    if (p.mode == GemmMode::kODispatch) prefetch_cache_tile(p, t);
+    // A 16-bit cache in the 3-stage kernel comes by TMA into the staging buffers instead
+    // (cache_staged).
+    if (p.mode == GemmMode::kODispatch && (p.cache_fp32 || Smem::kEpilogueBoxes < 4)) {
+      prefetch_cache_tile(p, t);
+    }
     for_each_k_block(p, t, [&](int32_t k_col) {
       hopper::mbar_wait(&smem.empty[state.stage], state.phase ^ 1);
       hopper::mbar_arrive_expect_tx(&smem.full[state.stage], bytes);

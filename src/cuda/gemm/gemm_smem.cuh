@@ -24,6 +24,7 @@ struct alignas(1024) GemmSharedStorage {
   alignas(1024) uint8_t epilogue[2][kEpilogueBoxes * kEpilogueBoxBytes];
   uint64_t full[kStages];   // TMA bytes landed (1 arrival + transaction count)
   uint64_t empty[kStages];  // both consumer warpgroups done reading (2 arrivals)
+  uint64_t cache_full[2];   // a consumer's 16-bit cache tile landed in its staging buffer
 };
 
 template <int kStages>

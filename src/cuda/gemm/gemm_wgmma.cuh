@@ -11,14 +11,16 @@
 
 namespace flashomni::cuda::gemm {
 
-// d += A(64 x 16, desc_a) * B(16 x N, desc_b); scale-d is 1 (the accumulator is initialised by
-// the caller with zeros, the bias or the cached partial sum).
+// d = A(64 x 16, desc_a) * B(16 x N, desc_b) + scale_d * d, scale_d 1 or 0 (0: d's old values are
+// ignored, which starts a chain from zero without writing the registers first; see
+// consume_k_blocks).
 template <int kN, typename T>
-__device__ __forceinline__ void wgmma_ss(float (&d)[128], uint64_t desc_a, uint64_t desc_b);
+__device__ __forceinline__ void wgmma_ss(float (&d)[128], uint64_t desc_a, uint64_t desc_b,
+                                         int32_t scale_d);
 
 template <>
 __device__ __forceinline__ void wgmma_ss<256, __nv_bfloat16>(float (&d)[128], uint64_t desc_a,
-                                                             uint64_t desc_b) {
+                                                             uint64_t desc_b, int32_t scale_d) {
   asm volatile(
       "{\n"
       ".reg .pred p;\n"
@@ -55,12 +57,12 @@ __device__ __forceinline__ void wgmma_ss<256, __nv_bfloat16>(float (&d)[128], ui
         "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]),
         "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]),
         "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
-      : "l"(desc_a), "l"(desc_b), "r"(1));
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
 template <>
 __device__ __forceinline__ void wgmma_ss<128, __nv_bfloat16>(float (&d)[128], uint64_t desc_a,
-                                                             uint64_t desc_b) {
+                                                             uint64_t desc_b, int32_t scale_d) {
   asm volatile(
       "{\n"
       ".reg .pred p;\n"
@@ -83,12 +85,12 @@ __device__ __forceinline__ void wgmma_ss<128, __nv_bfloat16>(float (&d)[128], ui
         "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
         "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]),
         "+f"(d[63])
-      : "l"(desc_a), "l"(desc_b), "r"(1));
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
 template <>
 __device__ __forceinline__ void wgmma_ss<256, __half>(float (&d)[128], uint64_t desc_a,
-                                                      uint64_t desc_b) {
+                                                      uint64_t desc_b, int32_t scale_d) {
   asm volatile(
       "{\n"
       ".reg .pred p;\n"
@@ -125,12 +127,12 @@ __device__ __forceinline__ void wgmma_ss<256, __half>(float (&d)[128], uint64_t 
         "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]),
         "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]),
         "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
-      : "l"(desc_a), "l"(desc_b), "r"(1));
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
 template <>
 __device__ __forceinline__ void wgmma_ss<128, __half>(float (&d)[128], uint64_t desc_a,
-                                                      uint64_t desc_b) {
+                                                      uint64_t desc_b, int32_t scale_d) {
   asm volatile(
       "{\n"
       ".reg .pred p;\n"
@@ -153,7 +155,7 @@ __device__ __forceinline__ void wgmma_ss<128, __half>(float (&d)[128], uint64_t 
         "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
         "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]),
         "+f"(d[63])
-      : "l"(desc_a), "l"(desc_b), "r"(1));
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
 }  // namespace flashomni::cuda::gemm
