@@ -254,8 +254,10 @@ def engine_stats(engine):
     return dict(layer_steps_by_kind=kinds, per_step=per_step)
 
 
-def engine_config(args, dtype, tau_q, tau_kv, model_query_score=None):
-    """--query-score when given, else the model's default (meta query_score), else text_image."""
+def engine_config(args, dtype, tau_q, tau_kv, model_query_score=None, cache_dtype=None):
+    """--query-score when given, else the model's default (meta query_score), else text_image;
+    cache_dtype ("float32" / "bfloat16") overrides --cache-dtype."""
+    cache_dtype = cache_dtype or args.cache_dtype
     return fe.EngineConfig(
         schedule=fe.ScheduleConfig(num_steps=args.steps, warmup=args.warmup,
                                    interval=args.interval),
@@ -263,7 +265,7 @@ def engine_config(args, dtype, tau_q, tau_kv, model_query_score=None):
         taylor_order=args.order, reuse_below=args.reuse_below,
         dense_q_above=args.dense_q_above, dense_fallback=args.dense_fallback,
         query_score=args.query_score or model_query_score or "text_image",
-        cache_dtype=torch.float32 if args.cache_dtype == "float32" else dtype)
+        cache_dtype=torch.float32 if cache_dtype == "float32" else dtype)
 
 
 def sdpa_context(device):

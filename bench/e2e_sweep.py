@@ -2,7 +2,8 @@
 model, one dense generation, then one FlashOmni generation per setting, each with its speedup and
 the PSNR of its final latents against dense. No profiled split.
 
-A setting is "tau_q,tau_kv" (the reference policy with those thresholds) or "reuse_all": a policy
+A setting is "tau_q,tau_kv" (the reference policy with those thresholds; "tau_q,tau_kv,bfloat16"
+or ",float32" also picks the cache dtype, else --cache-dtype) or "reuse_all": a policy
 that caches every query block, so every layer reuses at every dispatch step (the Taylor forecast
 alone: step caching without any sparse kernel) — the reference that says how much of a setting's
 speed and deviation the sparse symbols account for.
@@ -17,21 +18,27 @@ from flashomni import engine as fe
 SWEEP_DEFAULT = "0.5,0.15;1.0,0.5;2.0,1.0"
 
 
+CACHE_DTYPES = ("float32", "bfloat16")
+
+
 def parse_sweep(text):
-    """ "tq,tkv;reuse_all" -> [(tq, tkv), "reuse_all", ...]."""
+    """ "tq,tkv;tq,tkv,bfloat16;reuse_all" -> [(tq, tkv, None), (tq, tkv, "bfloat16"),
+    "reuse_all", ...]."""
     items = []
     for item in (i.strip() for i in text.split(";")):
         if item == "reuse_all":
             items.append(item)
             continue
+        parts = item.split(",")
+        cache = parts.pop() if len(parts) == 3 and parts[2] in CACHE_DTYPES else None
         try:
-            pair = tuple(float(v) for v in item.split(","))
+            pair = tuple(float(v) for v in parts)
         except ValueError:
             pair = ()
         if len(pair) != 2:
-            raise SystemExit(f"argument --policy-sweep: expected 'tau_q,tau_kv' or 'reuse_all' "
-                             f"settings separated by ';', got {text!r}")
-        items.append(pair)
+            raise SystemExit(f"argument --policy-sweep: expected 'tau_q,tau_kv[,cache dtype]' or "
+                             f"'reuse_all' settings separated by ';', got {text!r}")
+        items.append(pair + (cache,))
     return items
 
 
@@ -71,8 +78,10 @@ def run_policy_sweep(args, device, dtype, name, builder, arms, full_blocks):
         last_s = 0.0
         for i, setting in enumerate(settings):
             reuse_all = setting == "reuse_all"
-            tq, tkv = (None, None) if reuse_all else setting
+            tq, tkv, cache = (None, None, None) if reuse_all else setting
             name = "reuse_all" if reuse_all else f"tau_q={tq} tau_kv={tkv}"
+            if cache is not None:
+                name += f" cache={cache}"
             elapsed = time.perf_counter() - t0
             if elapsed + last_s > args.sweep_budget_s:
                 result["skipped"].append(dict(setting=name, reason=(
@@ -80,7 +89,8 @@ def run_policy_sweep(args, device, dtype, name, builder, arms, full_blocks):
                     f"{args.sweep_budget_s} s")))
                 continue
             t1 = time.perf_counter()
-            config = arms.engine_config(args, dtype, tq or 0.0, tkv or 0.0, query_score)
+            config = arms.engine_config(args, dtype, tq or 0.0, tkv or 0.0, query_score,
+                                        cache_dtype=cache)
             if reuse_all and config.reuse_below <= 0.0:
                 raise SystemExit("--policy-sweep reuse_all needs --reuse-below > 0")
             engine = fe.FlashOmniEngine(config, reuse_all_policy if reuse_all else None)
@@ -90,7 +100,8 @@ def run_policy_sweep(args, device, dtype, name, builder, arms, full_blocks):
             disp = [p for p in r.pop("per_step") if p["dispatch"]]
             dev = arms.deviation(fo_x, dense_x)
             result["settings"].append(dict(
-                setting=name, tau_q=tq, tau_kv=tkv, total_ms=r["total_ms"],
+                setting=name, tau_q=tq, tau_kv=tkv, cache_dtype=cache or args.cache_dtype,
+                total_ms=r["total_ms"],
                 # Mean ms of the schedule's update and dispatch steps (reuse_all: a dispatch step
                 # is every layer reusing).
                 by_step_kind={k: round(v["mean_ms"], 2) for k, v in r["by_step_kind"].items()
