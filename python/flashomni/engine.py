@@ -27,8 +27,11 @@ projection) by a cache-only gemm_o_update (cached heads only, no output). Foreca
 identical to the C++ engine's up to summation order.
 
 No host synchronisation inside a dispatch or reuse step: the step kind, forecast weights, reuse
-and dense-Q decisions are host values fixed at the last update (where reading the density syncs
-once). A dispatch step therefore only launches kernels and can be recorded in a CUDA graph
+and dense-Q decisions are host values fixed at the last update. Nor inside an update step with
+GPU symbols: reuse is decided on the GPU there, and the chosen symbols' density is copied to
+pinned memory and read at the next set_step, one wait per step for all layers
+(flashomni.pending_density; the dense fallback and varlen symbols still read it at once). A
+dispatch step therefore only launches kernels and can be recorded in a CUDA graph
 (tests/gpu/test_engine_graph.py); such a graph holds that step's forecast weights and the
 current symbols' pointers, so it serves one dispatch step index until the next update.
 
@@ -51,6 +54,8 @@ import torch.nn.functional as F
 
 from . import ops
 from .schedule import Schedule, ScheduleConfig, StepKind, step_kind_name, taylor_weights  # noqa: F401
+from .cost_model import dispatch_cost_ratio
+from .pending_density import PendingDensity
 from .symbols import DEFAULT_BLOCK, Symbols
 
 
@@ -216,6 +221,8 @@ class LayerEngine:
         self._row_symbols: Optional[Symbols] = None  # q bits OR-ed over heads (full_rows)
         self._projections: Dict[str, _Projection] = {}
         self._prev_out: Optional[torch.Tensor] = None  # last update's attention (output_change)
+        self._pending: Optional[PendingDensity] = None  # density read deferred to set_step
+        self._shape = (0, 0, 0)
         self.reports = []
 
     @property
@@ -238,6 +245,7 @@ class LayerEngine:
                 f"engine.set_step() with increasing steps once per denoising step (a layer runs "
                 f"once per step: batch classifier-free guidance into one forward), reset() to "
                 f"start a new generation")
+        self.resolve_density()  # normally done by set_step already
         kind = self.engine.schedule.step_kind(step)
         if kind == StepKind.DISPATCH and not self._fc_steps:
             kind = StepKind.UPDATE  # nothing recorded yet: e.g. a generation started mid-way
@@ -345,24 +353,49 @@ class LayerEngine:
         if not isinstance(symbols, Symbols):
             raise TypeError(f"policy_fn: expected flashomni.Symbols, got {type(symbols).__name__}")
         self.symbols = symbols
-        self.density = symbols.density()  # reads the words on the host: an update step only
-        self.reuse = self.density["query"]["overall"] < cfg.reuse_below
-        self.dense_q = self.density["query"]["overall"] > cfg.dense_q_above
-        self._row_symbols = None
-        if self._full_rows:
-            self._row_symbols = _heads_union(symbols)
-            self.dense_q = self._row_symbols.density()["query"]["overall"] > cfg.dense_q_above
-        self.dense = cfg.dense_fallback and not self.reuse and dispatch_cost_ratio(
-            tokens=q.shape[1], heads=q.shape[2], head_dim=q.shape[3],
-            query_density=self.density["query"]["overall"],
-            pair_density=self.density["token_pair"]["overall"],
-            forecast_points=len(self._update_steps), dense_q=self.dense_q,
-            cache_bytes=4 if cfg.cache_dtype == torch.float32 else 2) >= 1.0
+        self._shape = tuple(q.shape[1:4])  # tokens, heads, head_dim (the cost model)
         self._all_cached = _all_cached_like(symbols)
-        self._gemm_symbols = self._all_cached if self.reuse else symbols
+        if PendingDensity.applies(symbols) and not cfg.dense_fallback:
+            # No host read in the update step: reuse is decided on the GPU, the rest is read at
+            # the next engine.set_step (resolve_density; pending_density.py says why).
+            self._pending = PendingDensity(symbols, cfg.reuse_below)
+            self._gemm_symbols = self._pending.gemm_symbols(self._all_cached)
+        else:
+            # Host words, varlen symbols, or the dense fallback, whose choice this update's
+            # projections need: read now.
+            self._pending = None
+            self._set_density(symbols.density(), None, symbols)
+            self._gemm_symbols = self._all_cached if self.reuse else symbols
         self._fc_steps = list(self._update_steps)
         self._policy_ran = True
         self.reports[-1].policy_ran = True
+
+    def resolve_density(self):
+        """Reads the last update's pending density (engine.set_step calls it between steps:
+        one wait per step for all layers); no-op when none is pending."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._set_density(*pending.read())
+
+    def _set_density(self, density, reuse, host_symbols):
+        """The choices that follow from the chosen symbols' density (reuse: the GPU's decision,
+        or None to take it from the density)."""
+        cfg = self.config
+        overall = density["query"]["overall"]
+        self.density = density
+        self.reuse = overall < cfg.reuse_below if reuse is None else reuse
+        self.dense_q = overall > cfg.dense_q_above
+        self._row_symbols = None
+        if self._full_rows:
+            self._row_symbols = _heads_union(self.symbols)
+            self.dense_q = (_heads_union(host_symbols).density()["query"]["overall"]
+                            > cfg.dense_q_above)
+        tokens, heads, head_dim = self._shape
+        self.dense = cfg.dense_fallback and not self.reuse and dispatch_cost_ratio(
+            tokens=tokens, heads=heads, head_dim=head_dim, query_density=overall,
+            pair_density=density["token_pair"]["overall"],
+            forecast_points=len(self._update_steps), dense_q=self.dense_q,
+            cache_bytes=4 if cfg.cache_dtype == torch.float32 else 2) >= 1.0
 
     def project_o(self, stream, a, linear, *, heads, head_dim, row_offset=0):
         """Y = A W^T + b through the cache C (spec §4); `stream` names the projection ("out",
@@ -456,38 +489,6 @@ def _all_cached_like(symbols):
     return symbols._like(zeros, kv_zeros)
 
 
-# Efficiencies of the sparse path measured on the H100 (bench/results, bf16, d = 128): sparse
-# attention reaches ~0.9 of density x cuDNN dense time at 16K-33K tokens (attention_README.md);
-# gemm_q ~0.8 of density x cuBLAS dense; gemm_o_dispatch at K = 3072 ~0.6 with an fp32 cache
-# (read after the mainloop's start: memory-bound at low density) and ~0.7 with a 16-bit one
-# (TMA-staged during the mainloop: 0.58-0.80 of ideal at density 0.25-0.5, gemm_notes.md item
-# 11). cuDNN attention and cuBLAS run at about the same FLOP rate (601-687 and 585-715
-# TFLOP/s), and the fused forecast streams (points + 1) [N, D] cache arrays at ~2.4 TB/s where
-# a projection runs ~700 TFLOP/s.
-_ATTENTION_EFF, _GEMM_Q_EFF = 0.9, 0.8
-_GEMM_O_EFF = {4: 0.6, 2: 0.7}  # by bytes per cache element
-_FORECAST_BYTES_PER_FLOP = 7e14 / 2.4e12
-
-
-def dispatch_cost_ratio(*, tokens, heads, head_dim, query_density, pair_density,
-                        forecast_points, dense_q, cache_bytes=4):
-    """Estimated time of a layer's dispatch step over its dense step, counting only what
-    differs (attention, the Q and output projections, the forecast), in units of one dense
-    projection P = 2 N D^2 FLOPs (D = heads * head_dim): attention is 4 N^2 d H = (2 N / D) P.
-    cache_bytes: 4 (float32 cache) or 2 (the storage dtype)."""
-    d_model = heads * head_dim
-    attention = 2.0 * tokens / d_model
-    dense = attention + 2.0
-    forecast = 0.0
-    if forecast_points > 1:  # one point is C itself, no pass
-        forecast = ((forecast_points + 1) * cache_bytes * _FORECAST_BYTES_PER_FLOP
-                    / (2 * d_model))
-    sparse = (attention * pair_density / _ATTENTION_EFF
-              + (1.0 if dense_q else query_density / _GEMM_Q_EFF)
-              + query_density / _GEMM_O_EFF[cache_bytes] + forecast)
-    return sparse / dense
-
-
 def _heads_union(symbols):
     """Symbols whose query bits are, in every head, the OR of all heads' bits (the same key
     bits): what GEMM-Q computes for a caller that mixes a token's heads (project_q full_rows)."""
@@ -572,6 +573,8 @@ class FlashOmniEngine:
     def set_step(self, step):
         """The denoising step (0-based) the next forward pass runs."""
         self.schedule.step_kind(step)  # validates the range
+        for layer in self.layers.values():
+            layer.resolve_density()
         self.step = int(step)
 
     def pipeline_callback(self, pipe, step, timestep, callback_kwargs):

@@ -1,0 +1,86 @@
+"""FlashOmni GPU tests: the engine's deferred density read (flashomni.pending_density).
+
+- PendingDensity on random GPU symbols returns exactly Symbols.density(), decides reuse as the
+  host rule (thresholds just below and above the query density, and at both ends), and its
+  GEMM symbols carry the all-cached query words when it decides reuse, the chosen ones else.
+- An update step that runs the GPU policy makes no torch-side host synchronisation (sync debug
+  mode "error"): the density is read at the next engine.set_step, and the layer's reports and
+  choices there equal those of an engine that reads it at once (the dense-fallback path).
+"""
+
+import numpy as np
+import pytest
+
+from cuda_env import require_cuda
+
+torch, fo = require_cuda()
+
+from flashomni import engine as fe  # noqa: E402
+from flashomni.pending_density import PendingDensity  # noqa: E402
+
+from test_engine_graph import N_IMG, N_TXT, STEPS, inputs, tiny_model  # noqa: E402
+
+
+def random_symbols(rng, heads, q_blocks, kv_blocks, density):
+    q = rng.random((1, heads, q_blocks)) < density
+    kv = rng.random((1, heads, q_blocks, kv_blocks)) < 0.6
+    kv[..., 0] = True
+    return fo.Symbols.from_masks(q, kv, seqlen_q=128 * q_blocks, seqlen_kv=128 * kv_blocks)
+
+
+@pytest.mark.parametrize("heads, q_blocks, density", [(3, 40, 0.3), (24, 33, 0.7), (2, 5, 0.0)])
+def test_pending_density_matches_the_host_read(heads, q_blocks, density):
+    rng = np.random.default_rng(heads * 100 + q_blocks)
+    host = random_symbols(rng, heads, q_blocks, q_blocks + 3, density)
+    gpu = host.to("cuda")
+    want = host.density()
+    overall = want["query"]["overall"]
+    all_cached = fe._all_cached_like(gpu)
+    for reuse_below in (0.0, overall - 1e-3, overall + 1e-3, 1.01):
+        p = PendingDensity(gpu, reuse_below)
+        used = p.gemm_symbols(all_cached)
+        got, reuse, host_copy = p.read()
+        assert got == want
+        assert reuse == (overall < reuse_below), (reuse_below, overall)
+        assert np.array_equal(host_copy.to_masks()[0], host.to_masks()[0])
+        expect_q = all_cached.q_bits if reuse else gpu.q_bits
+        assert torch.equal(used.q_bits, expect_q)
+        assert torch.equal(used.kv_bits, gpu.kv_bits)
+
+
+def test_update_step_reads_the_density_at_the_next_step_without_a_sync():
+    bind = tiny_model()
+    xs = inputs()
+
+    def engine(dense_fallback):
+        cfg = fe.EngineConfig(schedule=fe.ScheduleConfig(num_steps=STEPS, warmup=2, interval=3),
+                              reuse_below=0.0, dense_fallback=dense_fallback)
+        return fe.FlashOmniEngine(cfg)  # the GPU reference policy
+
+    deferred, direct = engine(False), engine(True)
+    runs = [(deferred, bind(deferred.layer("l0"))), (direct, bind(direct.layer("l0")))]
+    with torch.no_grad():
+        for s in range(STEPS):
+            for eng, run in runs:
+                eng.set_step(s)
+                layer = eng.layer("l0")
+                policy_step = (eng.schedule.step_kind(s) == fe.StepKind.UPDATE
+                               and layer._next_is_dispatch())
+                if eng is deferred and policy_step:
+                    torch.cuda.synchronize()
+                    torch.cuda.set_sync_debug_mode("error")  # any torch-side host sync raises
+                    try:
+                        run(*xs[s])
+                    finally:
+                        torch.cuda.set_sync_debug_mode(0)
+                    assert layer._pending is not None and layer.reports[-1].policy_ran
+                else:
+                    run(*xs[s])
+    a, b = deferred.layer("l0"), direct.layer("l0")
+    assert a._pending is None  # resolved at the following steps
+    assert a.density == b.density and a.reuse == b.reuse and a.dense_q == b.dense_q
+    for ra, rb in zip(a.reports, b.reports):
+        assert (ra.step, ra.kind, ra.query_density, ra.pair_density, ra.dense_q) == (
+            rb.step, rb.kind, rb.query_density, rb.pair_density, rb.dense_q)
+    print(f"\n[{N_TXT} + {N_IMG} tokens] kinds {[r.kind.name for r in a.reports]}, query "
+          f"densities {[round(r.query_density, 3) for r in a.reports]}")
