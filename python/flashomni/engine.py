@@ -15,8 +15,8 @@ on torch tensors, with FlashOmni's sparse GEMM-Q / attention / GEMM-O in the dis
 - reuse step (a dispatch step of a layer whose query density fell below `reuse_below` at the last
   update): no Q/K/V projection and no attention; the output is the forecast alone;
 - with `dense_fallback`, a dispatch step of a layer whose sparse step would cost more than dense
-  (dispatch_cost_ratio, decided at the update) runs densely: cuBLAS + SDPA, the exact output.
-  This one is the Python engine's only (the C++ LayerEngine has no cost model).
+  (dispatch_cost_ratio, on the last update's symbols) runs densely: cuBLAS + SDPA, the exact
+  output. The Python engine's only (the C++ LayerEngine has no cost model).
 
 The forecast lives in C, not in the attention output: the projection is linear and the Lagrange
 weights sum to 1, so b + sum_cached (sum_p w_p A_p) W^T = sum_p w_p C_p with C_p = b +
@@ -128,12 +128,10 @@ class EngineConfig:
     # below ~0.75. Safe for the output: the attention never reads the Q rows of cached (block,
     # head) tiles, so computing them changes nothing. 1.0 turns it off (always gemm_q).
     dense_q_above: float = 0.75
-    # Dense fallback: at its update, a layer whose coming dispatch steps would cost more than
-    # its dense step (dispatch_cost_ratio(): the shapes, the chosen symbols' densities and the
-    # kernel efficiencies measured on the H100) runs them densely instead — torch's cuBLAS and
-    # SDPA, the exact dense output — and its update computes no cache. Off by default: the
-    # sparse path is what the engine exists for, and the ratio's efficiencies are an H100
-    # model; bench/e2e_bench.py --dense-fallback measures it.
+    # Dense fallback: a layer whose coming dispatch steps would cost more than its dense step
+    # (dispatch_cost_ratio(): shapes, the chosen symbols' densities, H100 kernel efficiencies)
+    # runs them densely (cuBLAS + SDPA, the exact output); its next update computes no cache.
+    # Off by default (an H100 model); bench/e2e_bench.py --dense-fallback measures it.
     dense_fallback: bool = False
     # Per-layer thresholds (issue 5): overrides of policy.tau_q / tau_kv for some layers, as a
     # dict {layer: (tau_q, tau_kv)} or a callable layer_index -> (tau_q, tau_kv) or None. A layer
@@ -210,6 +208,8 @@ class LayerEngine:
         self.reuse = False
         self.dense_q = False  # dispatch steps run Q densely (decided at the last update)
         self.dense = False  # dispatch steps run the whole layer densely (dense_fallback)
+        self._dense_verdict = False  # the cost model's answer at the last density read
+        self._caches = True  # this update computes caches for the coming dispatch steps
         self.kind: Optional[StepKind] = None
         self.step = -1
         self._update_steps: List[int] = []  # the last taylor_order + 1 update steps
@@ -355,16 +355,21 @@ class LayerEngine:
         self.symbols = symbols
         self._shape = tuple(q.shape[1:4])  # tokens, heads, head_dim (the cost model)
         self._all_cached = _all_cached_like(symbols)
-        if PendingDensity.applies(symbols) and not cfg.dense_fallback:
+        if PendingDensity.applies(symbols):
             # No host read in the update step: reuse is decided on the GPU, the rest is read at
-            # the next engine.set_step (resolve_density; pending_density.py says why).
+            # the next engine.set_step (resolve_density; pending_density.py says why). The
+            # dense fallback's verdict on these symbols comes then too, so this update keeps
+            # caches unless the last verdict was dense (a layer turning sparse again runs one
+            # more interval densely, for want of caches).
             self._pending = PendingDensity(symbols, cfg.reuse_below)
             self._gemm_symbols = self._pending.gemm_symbols(self._all_cached)
+            self._caches = not self._dense_verdict
         else:
-            # Host words, varlen symbols, or the dense fallback, whose choice this update's
-            # projections need: read now.
+            # Host words or varlen symbols: read now.
             self._pending = None
+            self._caches = True
             self._set_density(symbols.density(), None, symbols)
+            self._caches = not self.dense
             self._gemm_symbols = self._all_cached if self.reuse else symbols
         self._fc_steps = list(self._update_steps)
         self._policy_ran = True
@@ -391,11 +396,15 @@ class LayerEngine:
             self.dense_q = (_heads_union(host_symbols).density()["query"]["overall"]
                             > cfg.dense_q_above)
         tokens, heads, head_dim = self._shape
-        self.dense = cfg.dense_fallback and not self.reuse and dispatch_cost_ratio(
+        self._dense_verdict = cfg.dense_fallback and not self.reuse and dispatch_cost_ratio(
             tokens=tokens, heads=heads, head_dim=head_dim, query_density=overall,
             pair_density=density["token_pair"]["overall"],
             forecast_points=len(self._update_steps), dense_q=self.dense_q,
             cache_bytes=4 if cfg.cache_dtype == torch.float32 else 2) >= 1.0
+        # Without caches from the update (a dense verdict before it) neither reuse nor a sparse
+        # dispatch can run: the dense steps do.
+        self.dense = self._dense_verdict or not self._caches
+        self.reuse = self.reuse and self._caches
 
     def project_o(self, stream, a, linear, *, heads, head_dim, row_offset=0):
         """Y = A W^T + b through the cache C (spec §4); `stream` names the projection ("out",
@@ -420,7 +429,7 @@ class LayerEngine:
         cfg = self.config
         cols = heads * head_dim
         w, b = linear.weight, linear.bias
-        if not self._policy_ran or self.dense:
+        if not self._policy_ran or not self._caches:
             # The next step is an update too, or the dispatch steps run densely: no cache.
             y = (F.linear(a, w, b) if cfg.update_backend == "torch" else
                  ops.gemm_o_update(a, w, b, heads=heads, head_dim=head_dim, row_offset=row_offset,

@@ -5,7 +5,8 @@
   GEMM symbols carry the all-cached query words when it decides reuse, the chosen ones else.
 - An update step that runs the GPU policy makes no torch-side host synchronisation (sync debug
   mode "error"): the density is read at the next engine.set_step, and the layer's reports and
-  choices there equal those of an engine that reads it at once (the dense-fallback path).
+  choices there equal those of an engine that reads it at once, with and without the dense
+  fallback.
 """
 
 import numpy as np
@@ -48,25 +49,30 @@ def test_pending_density_matches_the_host_read(heads, q_blocks, density):
         assert torch.equal(used.kv_bits, gpu.kv_bits)
 
 
-def test_update_step_reads_the_density_at_the_next_step_without_a_sync():
+@pytest.mark.parametrize("dense_fallback", [False, True])
+def test_update_step_reads_the_density_at_the_next_step_without_a_sync(dense_fallback,
+                                                                        monkeypatch):
+    """Deferred (GPU symbols) against immediate reads (PendingDensity.applies patched off):
+    the same reports and choices. With the dense fallback these tiny shapes never pay off, so
+    both run every dispatch densely; the deferred engine learns that one update later (its
+    first policy update still computes caches, its later ones none)."""
     bind = tiny_model()
     xs = inputs()
 
-    def engine(dense_fallback):
+    def generation(deferred):
         cfg = fe.EngineConfig(schedule=fe.ScheduleConfig(num_steps=STEPS, warmup=2, interval=3),
                               reuse_below=0.0, dense_fallback=dense_fallback)
-        return fe.FlashOmniEngine(cfg)  # the GPU reference policy
-
-    deferred, direct = engine(False), engine(True)
-    runs = [(deferred, bind(deferred.layer("l0"))), (direct, bind(direct.layer("l0")))]
-    with torch.no_grad():
-        for s in range(STEPS):
-            for eng, run in runs:
+        eng = fe.FlashOmniEngine(cfg)  # the GPU reference policy
+        layer = eng.layer("l0")
+        run = bind(layer)
+        caches = []
+        with torch.no_grad():
+            for s in range(STEPS):
                 eng.set_step(s)
-                layer = eng.layer("l0")
                 policy_step = (eng.schedule.step_kind(s) == fe.StepKind.UPDATE
-                               and layer._next_is_dispatch())
-                if eng is deferred and policy_step:
+                               and s + 1 < STEPS
+                               and eng.schedule.step_kind(s + 1) == fe.StepKind.DISPATCH)
+                if deferred and policy_step:
                     torch.cuda.synchronize()
                     torch.cuda.set_sync_debug_mode("error")  # any torch-side host sync raises
                     try:
@@ -76,11 +82,21 @@ def test_update_step_reads_the_density_at_the_next_step_without_a_sync():
                     assert layer._pending is not None and layer.reports[-1].policy_ran
                 else:
                     run(*xs[s])
-    a, b = deferred.layer("l0"), direct.layer("l0")
+                if policy_step:
+                    caches.append(layer._caches)
+        return layer, caches
+
+    a, caches_a = generation(True)
+    with monkeypatch.context() as m:
+        m.setattr(PendingDensity, "applies", staticmethod(lambda symbols: False))
+        b, caches_b = generation(False)
     assert a._pending is None  # resolved at the following steps
     assert a.density == b.density and a.reuse == b.reuse and a.dense_q == b.dense_q
+    assert a.dense == b.dense == dense_fallback
     for ra, rb in zip(a.reports, b.reports):
-        assert (ra.step, ra.kind, ra.query_density, ra.pair_density, ra.dense_q) == (
-            rb.step, rb.kind, rb.query_density, rb.pair_density, rb.dense_q)
-    print(f"\n[{N_TXT} + {N_IMG} tokens] kinds {[r.kind.name for r in a.reports]}, query "
-          f"densities {[round(r.query_density, 3) for r in a.reports]}")
+        assert (ra.step, ra.kind, ra.query_density, ra.pair_density, ra.dense_q, ra.dense) == (
+            rb.step, rb.kind, rb.query_density, rb.pair_density, rb.dense_q, rb.dense)
+    assert caches_b == [not dense_fallback] * len(caches_b)
+    assert caches_a == [True] + [not dense_fallback] * (len(caches_a) - 1)
+    print(f"\n[{N_TXT} + {N_IMG} tokens, dense_fallback={dense_fallback}] kinds "
+          f"{[r.kind.name for r in a.reports]}, caches at policy updates {caches_a}")
