@@ -556,7 +556,7 @@ def test_dispatch_cost_ratio_follows_shapes_and_densities():
     assert ratio(33024, 0.73, 0.67) < 0.85
     assert ratio(33024, 0.5, 0.4) < ratio(33024, 0.73, 0.67) < ratio(33024, 1.0, 1.0)
     assert ratio(33024, 0.73, 0.67, pts=1) < ratio(33024, 0.73, 0.67, pts=3)
-    # A 16-bit cache halves the forecast's bytes and dispatch runs closer to ideal.
+    # A 16-bit cache halves the forecast's bytes.
     half = fe.dispatch_cost_ratio(tokens=4608, heads=24, head_dim=128, query_density=0.6,
                                   pair_density=0.6, forecast_points=3, dense_q=False,
                                   cache_bytes=2)
