@@ -456,23 +456,25 @@ void bench() {
         "attention at cuDNN rate %.2f ms -> policy = %.2f%% of it\n",
         n, ms, read_gb, read_gb / (ms * 1e-3), attn_ms, 100.0 * ms / attn_ms);
   }
-  for (int32_t n : {16896, 33792}) {
-    const int64_t size = static_cast<int64_t>(n) * 3072;  // GEMM-O cache C [N, H * d] fp32
-    std::vector<std::unique_ptr<Device>> h;
-    fo::ForecastParams f;
-    for (int p = 0; p < 3; ++p) {
-      h.push_back(std::make_unique<Device>(size * 4));
-      h.back()->fill(0);
-      f.history.push_back(
-          fo::make_tensor(h.back()->ptr, fo::DType::kFloat32, {size}, fo::Device::kCUDA));
+  for (fo::DType t : {fo::DType::kFloat32, fo::DType::kBFloat16}) {
+    const int64_t elem = t == fo::DType::kFloat32 ? 4 : 2;
+    for (int32_t n : {16896, 33792}) {
+      const int64_t size = static_cast<int64_t>(n) * 3072;  // GEMM-O cache C [N, H * d]
+      std::vector<std::unique_ptr<Device>> h;
+      fo::ForecastParams f;
+      for (int p = 0; p < 3; ++p) {
+        h.push_back(std::make_unique<Device>(size * elem));
+        h.back()->fill(0);
+        f.history.push_back(fo::make_tensor(h.back()->ptr, t, {size}, fo::Device::kCUDA));
+      }
+      f.steps = {7, 12, 17};
+      f.target_step = 19;
+      Device out(size * elem);
+      f.out = fo::make_tensor(out.ptr, t, {size}, fo::Device::kCUDA);
+      const float ms = time_ms([&] { fo::cuda::forecast(f, nullptr); }, 20);
+      std::printf("forecast order 2, %s [%d, 3072]: %.3f ms (%.0f GB/s moved)\n", fo::dtype_name(t),
+                  n, ms, 4.0 * size * elem / (ms * 1e-3) / 1e9);
     }
-    f.steps = {7, 12, 17};
-    f.target_step = 19;
-    Device out(size * 4);
-    f.out = fo::make_tensor(out.ptr, fo::DType::kFloat32, {size}, fo::Device::kCUDA);
-    const float ms = time_ms([&] { fo::cuda::forecast(f, nullptr); }, 20);
-    std::printf("forecast order 2, fp32 [%d, 3072]: %.3f ms (%.0f GB/s moved)\n", n, ms,
-                4.0 * size * 4 / (ms * 1e-3) / 1e9);
   }
 }
 

@@ -70,6 +70,37 @@ __device__ __forceinline__ void store1(void* base, DType dtype, int64_t e, doubl
   }
 }
 
+// Stores 8 consecutive results with 16-byte stores (one for 16-bit types, two for fp32), each
+// rounded as store1 does. Eight scalar stores per thread cost the fp32 forecast ~40 % of the copy
+// bandwidth (1447 of 2426 GB/s on the H100, policy_check): each store instruction of a warp
+// touched 32 values 8 elements apart.
+__device__ __forceinline__ void store8(void* base, DType dtype, int64_t e, const double* value) {
+  if (dtype == DType::kFloat32) {
+    float4* p = reinterpret_cast<float4*>(static_cast<float*>(base) + e);
+    p[0] = make_float4(__double2float_rn(value[0]), __double2float_rn(value[1]),
+                       __double2float_rn(value[2]), __double2float_rn(value[3]));
+    p[1] = make_float4(__double2float_rn(value[4]), __double2float_rn(value[5]),
+                       __double2float_rn(value[6]), __double2float_rn(value[7]));
+    return;
+  }
+  uint32_t words[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float lo = __double2float_rn(value[2 * i]), hi = __double2float_rn(value[2 * i + 1]);
+    uint16_t l, h;
+    if (dtype == DType::kBFloat16) {
+      l = __bfloat16_as_ushort(__float2bfloat16_rn(lo));
+      h = __bfloat16_as_ushort(__float2bfloat16_rn(hi));
+    } else {
+      l = __half_as_ushort(__float2half_rn(lo));
+      h = __half_as_ushort(__float2half_rn(hi));
+    }
+    words[i] = static_cast<uint32_t>(l) | (static_cast<uint32_t>(h) << 16);
+  }
+  *reinterpret_cast<uint4*>(static_cast<uint16_t*>(base) + e) =
+      make_uint4(words[0], words[1], words[2], words[3]);
+}
+
 // acc = sum_p w_p * v_p in the oracle's order with separate roundings (no fused multiply-add).
 __device__ __forceinline__ double weighted(const ForecastKernelParams& p, const float* v) {
   double acc = 0.0;
@@ -90,13 +121,15 @@ __global__ void forecast_kernel(ForecastKernelParams p) {
     for (int32_t k = 0; k < kMaxForecastPoints; ++k) {
       if (k < p.points) load8(p.history[k], p.history_dtype[k], e, v[k]);
     }
+    double y[kElems];
 #pragma unroll
     for (int i = 0; i < kElems; ++i) {
       float x[kMaxForecastPoints];
 #pragma unroll
       for (int32_t k = 0; k < kMaxForecastPoints; ++k) x[k] = v[k][i];
-      store1(p.out, p.out_dtype, e + i, weighted(p, x));
+      y[i] = weighted(p, x);
     }
+    store8(p.out, p.out_dtype, e, y);
   }
   for (int64_t e = vec_end + t; e < p.size; e += stride) {
     float x[kMaxForecastPoints] = {};
