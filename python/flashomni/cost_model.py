@@ -9,9 +9,10 @@ step, from the shapes and the chosen symbols' densities (EngineConfig.dense_fall
 # path and the generation got slower: 0.961x vs 0.976x, e2e_README.md session 4, so both use
 # 0.6). cuDNN attention and cuBLAS run at about the same FLOP rate (601-687 and 585-715
 # TFLOP/s), and the fused forecast streams (points + 1) [N, D] cache arrays (4 or 2 bytes an
-# element) at ~2.4 TB/s where a projection runs ~700 TFLOP/s.
+# element) at ~2.9 TB/s (policy_check, forecast_ab_h100_5aeb571.log) where a projection runs
+# ~700 TFLOP/s.
 _ATTENTION_EFF, _GEMM_Q_EFF, _GEMM_O_EFF = 0.9, 0.8, 0.6
-_FORECAST_BYTES_PER_FLOP = 7e14 / 2.4e12
+_FORECAST_BYTES_PER_FLOP = 7e14 / 2.9e12
 
 
 def dispatch_cost_ratio(*, tokens, heads, head_dim, query_density, pair_density,
