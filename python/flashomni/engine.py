@@ -222,7 +222,7 @@ class LayerEngine:
         self._projections: Dict[str, _Projection] = {}
         self._prev_out: Optional[torch.Tensor] = None  # last update's attention (output_change)
         self._pending: Optional[PendingDensity] = None  # density read deferred to set_step
-        self._shape = (0, 0, 0)
+        self._shape = (0, 0, 0)  # tokens, heads, head_dim of the last policy run
         self.reports = []
 
     @property
@@ -353,20 +353,17 @@ class LayerEngine:
         if not isinstance(symbols, Symbols):
             raise TypeError(f"policy_fn: expected flashomni.Symbols, got {type(symbols).__name__}")
         self.symbols = symbols
-        self._shape = tuple(q.shape[1:4])  # tokens, heads, head_dim (the cost model)
+        self._shape = tuple(q.shape[1:4])
         self._all_cached = _all_cached_like(symbols)
         if PendingDensity.applies(symbols):
-            # No host read in the update step: reuse is decided on the GPU, the rest is read at
-            # the next engine.set_step (resolve_density; pending_density.py says why). The
-            # dense fallback's verdict on these symbols comes then too, so this update keeps
-            # caches unless the last verdict was dense (a layer turning sparse again runs one
-            # more interval densely, for want of caches).
+            # No host read here (pending_density.py): reuse is decided on the GPU, the rest and
+            # the dense fallback's verdict come at the next set_step, so caches are kept unless
+            # the last verdict was dense (a layer turning sparse runs one more interval dense).
             self._pending = PendingDensity(symbols, cfg.reuse_below)
             self._gemm_symbols = self._pending.gemm_symbols(self._all_cached)
             self._caches = not self._dense_verdict
         else:
-            # Host words or varlen symbols: read now.
-            self._pending = None
+            self._pending = None  # host words or varlen symbols: read now
             self._caches = True
             self._set_density(symbols.density(), None, symbols)
             self._caches = not self.dense
@@ -376,15 +373,13 @@ class LayerEngine:
         self.reports[-1].policy_ran = True
 
     def resolve_density(self):
-        """Reads the last update's pending density (engine.set_step calls it between steps:
-        one wait per step for all layers); no-op when none is pending."""
+        """Reads the last update's pending density, if any (set_step: one wait per step)."""
         pending, self._pending = self._pending, None
         if pending is not None:
             self._set_density(*pending.read())
 
     def _set_density(self, density, reuse, host_symbols):
-        """The choices that follow from the chosen symbols' density (reuse: the GPU's decision,
-        or None to take it from the density)."""
+        """The choices that follow from the density (reuse: the GPU's decision, or None)."""
         cfg = self.config
         overall = density["query"]["overall"]
         self.density = density
@@ -401,8 +396,7 @@ class LayerEngine:
             pair_density=density["token_pair"]["overall"],
             forecast_points=len(self._update_steps), dense_q=self.dense_q,
             cache_bytes=4 if cfg.cache_dtype == torch.float32 else 2) >= 1.0
-        # Without caches from the update (a dense verdict before it) neither reuse nor a sparse
-        # dispatch can run: the dense steps do.
+        # Without the update's caches neither reuse nor a sparse dispatch can run.
         self.dense = self._dense_verdict or not self._caches
         self.reuse = self.reuse and self._caches
 
@@ -489,13 +483,10 @@ def _policy_module():
 
 def _all_cached_like(symbols):
     """Symbols of the same shape with every query block cached (whole-layer reuse)."""
-    q = symbols.q_bits
-    kv = symbols.kv_bits
-    zeros = (torch.zeros_like(q) if isinstance(q, torch.Tensor) else
-             torch.zeros(tuple(q.shape), dtype=torch.int32))
-    kv_zeros = (torch.zeros_like(kv) if isinstance(kv, torch.Tensor) else
-                torch.zeros(tuple(kv.shape), dtype=torch.int32))
-    return symbols._like(zeros, kv_zeros)
+    def zeros(words):
+        return (torch.zeros_like(words) if isinstance(words, torch.Tensor) else
+                torch.zeros(tuple(words.shape), dtype=torch.int32))
+    return symbols._like(zeros(symbols.q_bits), zeros(symbols.kv_bits))
 
 
 def _heads_union(symbols):
