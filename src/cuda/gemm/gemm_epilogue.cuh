@@ -137,6 +137,30 @@ __device__ __forceinline__ void store_tile_direct(const float (&acc)[128],
   }
 }
 
+// The warpgroup has written kCount boxes into its staging buffer: make them visible to TMA, then
+// its leader stores box b at the tile's column (first_box + b) * kBoxCols (skipped when that
+// column is not stored) and commits them as one bulk group.
+template <int kCount, int kBoxCols>
+__device__ __forceinline__ void store_staged_boxes(const GemmKernelParams& p, const Tile& t,
+                                                   uint8_t* buf, const CUtensorMap* map,
+                                                   int32_t warpgroup, int first_box) {
+  const int32_t first_row = t.m0 + warpgroup * kEpilogueRows;
+  hopper::fence_proxy_async_shared();
+  hopper::named_barrier_sync(1 + warpgroup, 128);
+  if (threadIdx.x % 128 != 0) return;
+#pragma unroll
+  for (int b = 0; b < kCount; ++b) {
+    const int32_t col = output_col(p, t, (first_box + b) * kBoxCols);
+    if (col < 0) continue;
+    if (p.batch > 1) {
+      hopper::tma_store_3d(map, buf + b * kEpilogueBoxBytes, col, first_row, t.b);
+    } else {
+      hopper::tma_store_2d(map, buf + b * kEpilogueBoxBytes, col, first_row);
+    }
+  }
+  hopper::bulk_commit_group();
+}
+
 // Stores the warpgroup's 64 x kN fragment through its shared-memory buffer with TMA. The fragment
 // is kN / kBoxCols boxes of 64 rows x 128 bytes (64 16-bit or 32 fp32 columns), written in the
 // 128-byte swizzle (16-byte chunk k of row r at chunk k ^ (r % 8): a warp's 8 rows x 16 bytes hit
@@ -179,21 +203,7 @@ __device__ __forceinline__ void store_tile_tma(const float (&acc)[128], const Ge
         store_pair(staged, acc[4 * j + 2 * half], acc[4 * j + 2 * half + 1]);
       }
     }
-    hopper::fence_proxy_async_shared();
-    hopper::named_barrier_sync(bar, 128);
-    if (leader) {
-#pragma unroll
-      for (int b = 0; b < kPassBoxes; ++b) {
-        const int32_t col = output_col(p, t, (pass * kPassBoxes + b) * kBoxCols);
-        if (col < 0) continue;
-        if (p.batch > 1) {
-          hopper::tma_store_3d(map, buf + b * kEpilogueBoxBytes, col, first_row, t.b);
-        } else {
-          hopper::tma_store_2d(map, buf + b * kEpilogueBoxBytes, col, first_row);
-        }
-      }
-      hopper::bulk_commit_group();
-    }
+    store_staged_boxes<kPassBoxes, kBoxCols>(p, t, buf, map, warpgroup, pass * kPassBoxes);
   }
 }
 
@@ -251,8 +261,6 @@ __device__ __forceinline__ void add_staged_and_store(const float (&acc)[128], bo
   constexpr int kBoxCols = 64;
   constexpr int kChunk = 4;  // column groups of 8 per chunk: 8 values in flight
   static_assert((kN / 8) % kChunk == 0, "whole chunks");
-  const int bar = 1 + warpgroup;
-  const int32_t first_row = t.m0 + warpgroup * kEpilogueRows;
   const int32_t row_local = f.row0 - warpgroup * kEpilogueRows;
   // Column group j of the fragment: box j / 8, 16-byte chunk j % 8 of its row (swizzled by the
   // row's low 3 bits, the same for both halves), byte 2 col0 inside the chunk.
@@ -281,21 +289,7 @@ __device__ __forceinline__ void add_staged_and_store(const float (&acc)[128], bo
       }
     }
   }
-  hopper::fence_proxy_async_shared();
-  hopper::named_barrier_sync(bar, 128);
-  if (threadIdx.x % 128 == 0) {
-#pragma unroll
-    for (int b = 0; b < kN / kBoxCols; ++b) {
-      const int32_t col = output_col(p, t, b * kBoxCols);
-      if (col < 0) continue;
-      if (p.batch > 1) {
-        hopper::tma_store_3d(map, buf + b * kEpilogueBoxBytes, col, first_row, t.b);
-      } else {
-        hopper::tma_store_2d(map, buf + b * kEpilogueBoxBytes, col, first_row);
-      }
-    }
-    hopper::bulk_commit_group();
-  }
+  store_staged_boxes<kN / kBoxCols, kBoxCols>(p, t, buf, map, warpgroup, 0);
 }
 
 // Rounds the accumulator to the storage type in place. GEMM-O update calls it after storing a
