@@ -48,13 +48,14 @@ import importlib
 import math
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from . import ops
 from .schedule import Schedule, ScheduleConfig, StepKind, step_kind_name, taylor_weights  # noqa: F401
 from .cost_model import dispatch_cost_ratio
+from .engine_symbols import all_cached_like as _all_cached_like
+from .engine_symbols import heads_union as _heads_union
 from .pending_density import PendingDensity
 from .symbols import DEFAULT_BLOCK, Symbols
 
@@ -188,7 +189,6 @@ class _Projection:
     def __init__(self):
         self.history: List[Tuple[int, torch.Tensor]] = []  # (step, A [.., heads*head_dim])
         self.points: List[torch.Tensor] = []  # C_p at the layer's forecast steps, oldest first
-        self.forecast: Optional[torch.Tensor] = None  # buffer for sum_p w_p C_p
 
 
 class LayerEngine:
@@ -412,8 +412,9 @@ class LayerEngine:
             return F.linear(a, linear.weight, linear.bias)
         cache = self._forecast(proj)
         extra = linear.weight.shape[1] - heads * head_dim
-        if self.kind == StepKind.REUSE and extra == 0:
-            return cache.to(linear.weight.dtype)
+        if self.kind == StepKind.REUSE and extra == 0:  # a copy: the forecast buffer is shared
+            y = cache.to(linear.weight.dtype)
+            return y.clone() if y is cache else y
         if a is None:
             raise ValueError(f"argument 'a': required at a {step_kind_name(self.kind)} step")
         return ops.gemm_o_dispatch(a, linear.weight, cache, heads=heads, head_dim=head_dim,
@@ -447,7 +448,6 @@ class LayerEngine:
                                         cache_dtype=cfg.cache_dtype, cache_only=True)[1]
                       for _, a_p in older]
             proj.points = points + [cache]
-            proj.forecast = None
         if cfg.taylor_order:
             a_heads = a[..., :cols].clone(memory_format=torch.contiguous_format)
             proj.history.append((self.step, a_heads))
@@ -457,17 +457,22 @@ class LayerEngine:
     def _forecast(self, proj):
         """sum_p w_p C_p at this step in one pass: flashomni.forecast (the fused kernel on CUDA,
         the CPU oracle on host tensors; Lagrange weights from the host step indices, summed in
-        double, one rounding), written into a buffer kept across the dispatch steps. Launch
-        only: no allocation after the first dispatch, no sync. One point: C itself, no copy."""
+        double, one rounding), written into a buffer the layers share per cache shape and dtype
+        (each forecast is consumed by its projection at once, in stream order): one [M, N] array
+        less per projection. Launch only: no allocation after the first dispatch, no sync. One
+        point: C itself, no copy."""
         if not proj.points:
             raise RuntimeError(f"layer {self.name!r}: no cache recorded for this projection at "
                                f"the last update (was it called there?)")
         if len(proj.points) == 1:
             return proj.points[0]
-        if proj.forecast is None:
-            proj.forecast = torch.empty_like(proj.points[0])
+        c0 = proj.points[0]
+        key = (tuple(c0.shape), c0.dtype, c0.device)
+        out = self.engine.forecast_out.get(key)
+        if out is None:
+            out = self.engine.forecast_out[key] = torch.empty_like(c0)
         return _policy_module().forecast(proj.points, self._fc_steps, self.step,
-                                         order=len(proj.points) - 1, out=proj.forecast)
+                                         order=len(proj.points) - 1, out=out)
 
 
 def _policy_module():
@@ -479,29 +484,6 @@ def _policy_module():
         raise NotImplementedError(
             "flashomni.policy is not available in this build (the engine's forecast and default "
             "policy need it)") from e
-
-
-def _all_cached_like(symbols):
-    """Symbols of the same shape with every query block cached (whole-layer reuse)."""
-    def zeros(words):
-        return (torch.zeros_like(words) if isinstance(words, torch.Tensor) else
-                torch.zeros(tuple(words.shape), dtype=torch.int32))
-    return symbols._like(zeros(symbols.q_bits), zeros(symbols.kv_bits))
-
-
-def _heads_union(symbols):
-    """Symbols whose query bits are, in every head, the OR of all heads' bits (the same key
-    bits): what GEMM-Q computes for a caller that mixes a token's heads (project_q full_rows)."""
-    q = symbols.q_bits
-    if isinstance(q, np.ndarray):
-        union = np.bitwise_or.reduce(q, axis=1, keepdims=True)
-        return symbols._like(np.ascontiguousarray(np.broadcast_to(union, q.shape)),
-                             symbols.kv_bits)
-    q = torch.as_tensor(q)
-    union = q[:, :1].clone()
-    for h in range(1, q.shape[1]):
-        union |= q[:, h:h + 1]
-    return symbols._like(union.expand_as(q).contiguous(), symbols.kv_bits)
 
 
 class FlashOmniEngine:
@@ -544,6 +526,7 @@ class FlashOmniEngine:
                              f"got {type(lt).__name__}")
         self.policy_fn = policy_fn or flashomni_policy
         self.layers: Dict[str, LayerEngine] = {}
+        self.forecast_out: Dict[tuple, torch.Tensor] = {}  # the layers' shared forecast buffers
         self.step = 0
 
     def layer(self, name):

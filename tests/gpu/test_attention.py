@@ -52,7 +52,7 @@ def check_request(out, lse, q, k, v, qmask, keep, dtype):
     """Compares one request's rows; cached blocks must still hold the poison."""
     qmask, keep = qmask.cuda(), keep.cuda()
     ref_out, ref_lse = reference(q, k, v, qmask, keep)
-    nq, H = q.shape[0], q.shape[1]
+    nq = q.shape[0]
     rows = qmask.repeat_interleave(BLOCK, dim=1)[:, :nq]  # [H, nq] computed?
     rows_t = rows.transpose(0, 1)  # [nq, H]
     cached = out[~rows_t]

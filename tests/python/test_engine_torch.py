@@ -593,3 +593,36 @@ def test_dense_fallback_runs_dispatch_steps_densely_and_exactly(extra, monkeypat
     dispatch = [r for r in layer.reports if r.kind == fe.StepKind.DISPATCH]
     assert len(dispatch) == 3 and not any(r.dense for r in dispatch)
     assert "sparse_attention" in calls and "gemm_o_dispatch" in calls
+
+
+REUSE_MASK = [[[1, 0, 0, 0], [1, 0, 0, 0]]]  # query density 0.25
+
+
+@pytest.mark.parametrize("q_mask, reuse_below, order", [
+    (Q_MASK, 0.0, 2), (REUSE_MASK, 0.3, 2), (REUSE_MASK, 0.3, 0)])
+def test_layers_share_one_forecast_buffer(q_mask, reuse_below, order):
+    """Two layers of one shape share the engine's forecast buffer (one [M, N] array less per
+    projection): each one's outputs equal, bit for bit, those of the same layer in an engine of
+    its own, read after both layers ran, also when the caller then writes into every output (a
+    reuse step returns a copy: neither the shared buffer nor, at order 0, the cache itself)."""
+    ms = [TinyLayer(seed=0), TinyLayer(seed=1)]
+
+    def engine():  # an update every 3 steps: two dispatch (or reuse) steps in a row
+        cfg = fe.EngineConfig(schedule=fe.ScheduleConfig(num_steps=8, warmup=2, interval=3),
+                              taylor_order=order, reuse_below=reuse_below, block_q=BLOCK,
+                              block_kv=BLOCK)
+        return fe.FlashOmniEngine(cfg, policy_fn=MaskPolicy(q_mask))
+
+    shared, alone = engine(), [engine() for _ in ms]
+    kinds = set()
+    with torch.no_grad():
+        for s, x in enumerate(inputs(8)):
+            shared.set_step(s)
+            ys = [m.flashomni(shared.layer(f"l{i}"), x) for i, m in enumerate(ms)]
+            kinds.update(shared.layer(f"l{i}").kind for i in range(len(ms)))
+            for i, m in enumerate(ms):
+                alone[i].set_step(s)
+                assert torch.equal(ys[i], m.flashomni(alone[i].layer("l0"), x)), (s, i)
+                ys[i].mul_(-1.0)
+    assert len(shared.forecast_out) == (1 if order else 0)
+    assert (fe.StepKind.REUSE if reuse_below else fe.StepKind.DISPATCH) in kinds
