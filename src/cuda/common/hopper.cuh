@@ -12,11 +12,6 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
-// ---- mbarrier ---------------------------------------------------------------------------------
-__device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count));
-}
-// Makes the initialised barriers visible to the async (TMA) proxy before first use.
 // Shared-memory word access as volatile asm: kept in program order relative to each other, so a
 // caller can bound how many loads are in flight (the compiler may not hoist them).
 __device__ __forceinline__ uint32_t ld_shared_u32(const void* p) {
@@ -27,6 +22,12 @@ __device__ __forceinline__ uint32_t ld_shared_u32(const void* p) {
 __device__ __forceinline__ void st_shared_u32(void* p, uint32_t v) {
   asm volatile("st.shared.b32 [%0], %1;" ::"r"(smem_addr(p)), "r"(v) : "memory");
 }
+
+// ---- mbarrier ---------------------------------------------------------------------------------
+__device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count));
+}
+// Makes the initialised barriers visible to the async (TMA) proxy before first use.
 __device__ __forceinline__ void mbar_init_fence() {
   asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
 }
