@@ -29,8 +29,9 @@ identical to the C++ engine's up to summation order.
 No host synchronisation inside a dispatch or reuse step: the step kind, forecast weights, reuse
 and dense-Q decisions are host values fixed at the last update. Nor inside an update step with
 GPU symbols: reuse is decided on the GPU there, and the chosen symbols' density is copied to
-pinned memory and read at the next set_step, one wait per step for all layers
-(flashomni.pending_density; the dense fallback and varlen symbols still read it at once). A
+pinned memory and read at the next set_step, one wait per step for all layers, together with
+the dense fallback's verdict (flashomni.pending_density; host or varlen symbols are read at
+once). A
 dispatch step therefore only launches kernels and can be recorded in a CUDA graph
 (tests/gpu/test_engine_graph.py); such a graph holds that step's forecast weights and the
 current symbols' pointers, so it serves one dispatch step index until the next update.

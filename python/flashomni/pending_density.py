@@ -4,7 +4,8 @@ for (flashomni.engine).
 Symbols.density() copies the words to the host and waits for them: at an update step the engine
 did so once per layer, which drained the GPU queue 57 times per FLUX step while Python queued
 the next layer's kernels (FLUX update steps took 229 ms where dense ones took 184 ms, and the
-generation's wall time was ~500 ms above its kernel time). PendingDensity instead
+generation's wall time was ~500 ms above its kernel time; 195 ms with this, bench/results/
+e2e_README.md session 4). PendingDensity instead
 
 - starts copies of the words into pinned host memory on the current stream (non_blocking),
 - decides whole-layer reuse (query density below reuse_below) on the GPU, because the update's
