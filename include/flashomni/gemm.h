@@ -34,6 +34,10 @@ struct GemmQParams {
 // recomputes older forecast points C_p under new symbols this way: the cached heads only, about
 // (1 - query density) of a dense GEMM instead of a full update plus a thrown-away Y. C is
 // bit-identical to a full update's C on the CPU oracle. gemm_o_dispatch still requires out.
+// On CUDA a 16-bit cache is the faster choice for dispatch: its tile is loaded by TMA while the
+// mainloop runs (an fp32 tile is loaded before it), 10-37 % faster at K = 3072 and M >= 16896
+// on the H100 (bench/results/gemm_notes.md item 11); update followed by dispatch with the same
+// symbols gives bit-identical Y on CUDA too, for either cache dtype.
 struct GemmOParams {
   TensorRef a, weight, bias, cache, out;
   int32_t heads = 0;
