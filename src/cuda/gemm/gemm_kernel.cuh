@@ -52,6 +52,8 @@ __device__ __forceinline__ void consume_o_tile(const GemmKernelParams& p, const 
     if (p.cache_only) return;
   } else if (staged) {
     if (leader) load_cache_staged<kN>(p, t, buf, cache_map, &smem.cache_full[warpgroup], warpgroup);
+    // The chain below ignores these values (scale-d 0, as update's does: the same sign of zero,
+    // so bit-equal Y); they are defined only because undefined accumulators made ptxas spill.
     zero_fill<kN / 2>(acc);
   } else if (p.cache_fp32) {
     init_from_cache<kN, float>(acc, p, t, f);
