@@ -201,6 +201,7 @@ class LayerEngine:
         self.name = name
         self.index = index  # creation order in the engine (EngineConfig.layer_thresholds)
         self.reports: List[StepReport] = []
+        self._pinned = None  # PinnedWords of the deferred density reads, kept across resets
         self.reset()
 
     def reset(self):
@@ -360,7 +361,8 @@ class LayerEngine:
             # No host read here (pending_density.py): reuse is decided on the GPU, the rest and
             # the dense fallback's verdict come at the next set_step, so caches are kept unless
             # the last verdict was dense (a layer turning sparse runs one more interval dense).
-            self._pending = PendingDensity(symbols, cfg.reuse_below)
+            self._pending = PendingDensity(symbols, cfg.reuse_below, self._pinned)
+            self._pinned = self._pending.buffers
             self._gemm_symbols = self._pending.gemm_symbols(self._all_cached)
             self._caches = not self._dense_verdict
         else:

@@ -2,7 +2,9 @@
 
 - PendingDensity on random GPU symbols returns exactly Symbols.density(), decides reuse as the
   host rule (thresholds just below and above the query density, and at both ends), and its
-  GEMM symbols carry the all-cached query words when it decides reuse, the chosen ones else.
+  GEMM symbols carry the all-cached query words when it decides reuse, the chosen ones else;
+  the same with one set of pinned buffers reused across the reads, and when a read is dropped
+  and the next copies into the buffers run on another stream.
 - An update step that runs the GPU policy makes no torch-side host synchronisation (sync debug
   mode "error"): the density is read at the next engine.set_step, and the layer's reports and
   choices there equal those of an engine that reads it at once, with and without the dense
@@ -37,8 +39,11 @@ def test_pending_density_matches_the_host_read(heads, q_blocks, density):
     want = host.density()
     overall = want["query"]["overall"]
     all_cached = fe._all_cached_like(gpu)
+    buffers = None
     for reuse_below in (0.0, overall - 1e-3, overall + 1e-3, 1.01):
-        p = PendingDensity(gpu, reuse_below)
+        p = PendingDensity(gpu, reuse_below, buffers)
+        assert buffers is None or p.buffers is buffers
+        buffers = p.buffers
         used = p.gemm_symbols(all_cached)
         got, reuse, host_copy = p.read()
         assert got == want
@@ -47,6 +52,26 @@ def test_pending_density_matches_the_host_read(heads, q_blocks, density):
         expect_q = all_cached.q_bits if reuse else gpu.q_bits
         assert torch.equal(used.q_bits, expect_q)
         assert torch.equal(used.kv_bits, gpu.kv_bits)
+
+
+def test_pinned_buffers_after_a_dropped_read_on_another_stream():
+    """A generation reset drops a pending read; the next update's copies into the same buffers
+    may run on another stream: what is read is the new symbols' words."""
+    rng = np.random.default_rng(7)
+    first = random_symbols(rng, 4, 30, 31, 0.9).to("cuda")
+    second_host = random_symbols(rng, 4, 30, 31, 0.2)
+    dropped = PendingDensity(first, 0.5)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        second = second_host.to("cuda")
+        p = PendingDensity(second, 0.5, dropped.buffers)
+        assert p.buffers is dropped.buffers
+        got, reuse, host_copy = p.read()
+    assert got == second_host.density()
+    assert reuse == (second_host.density()["query"]["overall"] < 0.5)
+    assert np.array_equal(host_copy.to_masks()[0], second_host.to_masks()[0])
+    assert np.array_equal(host_copy.to_masks()[1], second_host.to_masks()[1])
 
 
 @pytest.mark.parametrize("dense_fallback", [False, True])
@@ -65,7 +90,7 @@ def test_update_step_reads_the_density_at_the_next_step_without_a_sync(dense_fal
         eng = fe.FlashOmniEngine(cfg)  # the GPU reference policy
         layer = eng.layer("l0")
         run = bind(layer)
-        caches = []
+        caches, pinned = [], set()
         with torch.no_grad():
             for s in range(STEPS):
                 eng.set_step(s)
@@ -84,6 +109,9 @@ def test_update_step_reads_the_density_at_the_next_step_without_a_sync(dense_fal
                     run(*xs[s])
                 if policy_step:
                     caches.append(layer._caches)
+                    if layer._pinned is not None:
+                        pinned.add(id(layer._pinned))
+        assert len(pinned) <= 1  # one set of pinned buffers per layer, reused
         return layer, caches
 
     a, caches_a = generation(True)
