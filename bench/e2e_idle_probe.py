@@ -26,6 +26,7 @@ import collections
 import contextlib
 import datetime
 import functools
+import gzip
 import json
 import os
 import time
@@ -175,6 +176,23 @@ def analyse(trace_path, gap_us, top):
         if g in longest:  # the aten ops overlapping: for the listed gaps only (cost)
             hits = ops.overlapping(lo, hi)
             g["longest_cpu_op"] = max(hits, key=lambda e: e["dur"])["name"] if hits else None
+    # Host time: each fo:: stage's exclusive time (its range minus the fo:: ranges nested in
+    # it), the steps' ranges, and launch calls long enough to have blocked on a full queue.
+    host = collections.Counter()
+    calls = collections.Counter()
+    stack = []
+    for e in marks.events:
+        end = e["ts"] + e["dur"]
+        while stack and stack[-1][1] <= e["ts"]:
+            stack.pop()
+        if stack:
+            host[stack[-1][0]["name"]] -= e["dur"]
+        host[e["name"]] += e["dur"]
+        calls[e["name"]] += 1
+        stack.append((e, end))
+    steps = [e for e in cpu if e["name"].startswith("step ")]
+    step_host = sum(e["dur"] for e in steps)
+    long_launch = [e for e in runtime.events if "Launch" in e["name"] and e["dur"] > 50]
     starved = [g for g in gap_rows if g["launch_lag_us"] is not None and g["launch_lag_us"] < 20]
     return dict(
         window_wall_ms=wall / 1e3, gpu_busy_ms=busy / 1e3, gpu_idle_ms=(wall - busy) / 1e3,
@@ -184,6 +202,15 @@ def analyse(trace_path, gap_us, top):
         gap_ms_by_sync_like_call={k: round(v / 1e3, 3) for k, v in by_runtime.most_common(top)},
         runtime_api_ms={k: dict(ms=round(v / 1e3, 3), calls=api_n[k])
                         for k, v in api.most_common(top)},
+        host_ms_steps=step_host / 1e3,
+        host_ms_by_engine_stage={k: dict(ms=round(v / 1e3, 3), calls=calls[k])
+                                 for k, v in host.most_common()},
+        host_ms_outside_engine_stages=(step_host - sum(
+            e["dur"] for e in marks.events if not any(
+                o is not e and o["ts"] <= e["ts"] and o["ts"] + o["dur"] >= e["ts"] + e["dur"]
+                for o in marks.overlapping(e["ts"], e["ts"] + 1e-3)))) / 1e3,
+        launch_calls_over_50us=dict(count=len(long_launch),
+                                    ms=sum(e["dur"] for e in long_launch) / 1e3),
         longest_gaps=longest)
 
 
@@ -196,6 +223,8 @@ def main(argv=None):
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     ap.add_argument("--tag", default="h100")
+    ap.add_argument("--keep-trace", action="store_true",
+                    help="also write the Chrome traces, gzip'd, to --out")
     # The engine settings of e2e_bench (its defaults).
     ap.add_argument("--warmup", type=int, default=8)
     ap.add_argument("--interval", type=int, default=5)
@@ -246,6 +275,10 @@ def main(argv=None):
                     trace = os.path.join("/tmp", f"idle_trace_{args.tag}_{name}.json")
                     rows = run_steps(forward, latents, sigmas, eng, window.stop, window, trace)
                     res = analyse(trace, args.gap_us, args.top)
+                    if args.keep_trace:
+                        with open(trace, "rb") as f, gzip.open(
+                                os.path.join(args.out, os.path.basename(trace) + ".gz"), "wb") as g:
+                            g.write(f.read())
                     res["steps_unprofiled"] = plain
                     res["steps_profiled"] = rows
                     out["arms"][name] = res
@@ -262,7 +295,9 @@ def main(argv=None):
         json.dump(out, f, indent=1)
     for name, res in out["arms"].items():
         print(f"\n== {name}")
-        for k in ("gap_ms_by_engine_stage", "gap_ms_by_sync_like_call", "runtime_api_ms"):
+        for k in ("gap_ms_by_engine_stage", "gap_ms_by_sync_like_call", "runtime_api_ms",
+                  "host_ms_steps", "host_ms_by_engine_stage", "host_ms_outside_engine_stages",
+                  "launch_calls_over_50us"):
             print(f"  {k}: {json.dumps(res[k])}")
         for r, q in zip(res["steps_unprofiled"], res["steps_profiled"]):
             if r["step"] in window:

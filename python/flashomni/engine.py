@@ -29,9 +29,9 @@ identical to the C++ engine's up to summation order.
 No host synchronisation inside a dispatch or reuse step: the step kind, forecast weights, reuse
 and dense-Q decisions are host values fixed at the last update. Nor inside an update step with
 GPU symbols: reuse is decided on the GPU there, and the chosen symbols' density is copied to
-pinned memory and read at the next set_step, one wait per step for all layers, together with
-the dense fallback's verdict (flashomni.pending_density; host or varlen symbols are read at
-once). A
+pinned memory and read later together with the dense fallback's verdict: at the next set_step
+where the copy has finished, else at the layer's next begin(), so no wait drains the GPU queue
+(flashomni.pending_density; host or varlen symbols are read at once). A
 dispatch step therefore only launches kernels and can be recorded in a CUDA graph
 (tests/gpu/test_engine_graph.py); such a graph holds that step's forecast weights and the
 current symbols' pointers, so it serves one dispatch step index until the next update.
@@ -247,7 +247,7 @@ class LayerEngine:
                 f"engine.set_step() with increasing steps once per denoising step (a layer runs "
                 f"once per step: batch classifier-free guidance into one forward), reset() to "
                 f"start a new generation")
-        self.resolve_density()  # normally done by set_step already
+        self.resolve_density()  # the last update's density, unless set_step read it
         kind = self.engine.schedule.step_kind(step)
         if kind == StepKind.DISPATCH and not self._fc_steps:
             kind = StepKind.UPDATE  # nothing recorded yet: e.g. a generation started mid-way
@@ -375,11 +375,16 @@ class LayerEngine:
         self._policy_ran = True
         self.reports[-1].policy_ran = True
 
-    def resolve_density(self):
-        """Reads the last update's pending density, if any (set_step: one wait per step)."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            self._set_density(*pending.read())
+    def resolve_density(self, wait=True):
+        """Reads the last update's pending density, if any; wait=False: only if its copies have
+        finished (set_step's check, which must not drain the GPU queue: reading all 57 FLUX
+        layers there waited for the last layer's copy, then left the GPU idle ~10 ms while
+        the host read them, bench/results/idle_probe_h100_dfed8a6)."""
+        pending = self._pending
+        if pending is None or not (wait or pending.ready()):
+            return
+        self._pending = None
+        self._set_density(*pending.read())
 
     def _set_density(self, density, reuse, host_symbols):
         """The choices that follow from the density (reuse: the GPU's decision, or None)."""
@@ -560,8 +565,14 @@ class FlashOmniEngine:
         """The denoising step (0-based) the next forward pass runs."""
         self.schedule.step_kind(step)  # validates the range
         for layer in self.layers.values():
-            layer.resolve_density()
+            layer.resolve_density(wait=False)
         self.step = int(step)
+
+    def resolve_density(self):
+        """Reads every layer's pending density now (waits for the copies): e.g. before
+        capturing the first step after an update in a CUDA graph, whose begin() must not wait."""
+        for layer in self.layers.values():
+            layer.resolve_density()
 
     def pipeline_callback(self, pipe, step, timestep, callback_kwargs):
         """A diffusers `callback_on_step_end`: after step i, the next forward is step i + 1."""
