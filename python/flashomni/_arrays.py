@@ -149,6 +149,17 @@ class ArrayView:
         self.strides = tuple(map(int, strides))
         self.keepalive = keepalive
 
+    @classmethod
+    def _of_ints(cls, obj, kind, data, dtype, device, device_index, shape, strides):
+        """__init__ for fields that are Python ints already (torch's shape, stride() and
+        data_ptr()): every op argument passes here, and the int() conversions were a third of
+        its cost."""
+        v = cls.__new__(cls)
+        v.obj, v.kind, v.data, v.dtype = obj, kind, data, dtype
+        v.device, v.device_index, v.shape, v.strides, v.keepalive = (device, device_index, shape,
+                                                                     strides, ())
+        return v
+
     @property
     def ndim(self):
         return len(self.shape)
@@ -231,12 +242,15 @@ def _from_torch(t, name, bf16):
     if dname is None:
         dname = _TORCH_DTYPE_NAMES.setdefault(dtype, str(dtype).replace("torch.", ""))
     shape = tuple(t.shape)
-    _check_ndim(shape, name)
-    code = _bf16_override(_TORCH_CODES.get(dname), dname == "uint16", bf16, name)
-    if dname not in _TORCH_CODES and dname != "uint16":
-        raise ValueError(f"argument '{name}': unsupported dtype {dname}")
-    device, index = _torch_device_code(t.device, name)
-    return ArrayView(t, "torch", t.data_ptr(), code, device, index, shape, t.stride())
+    if len(shape) > _lib.MAX_DIMS:
+        _check_ndim(shape, name)
+    code = _TORCH_CODES.get(dname)
+    if code is None or dname == "uint16" or bf16:
+        code = _bf16_override(code, dname == "uint16", bf16, name)
+        if dname not in _TORCH_CODES and dname != "uint16":
+            raise ValueError(f"argument '{name}': unsupported dtype {dname}")
+    device, index = _TORCH_DEVICES.get(t.device) or _torch_device_code(t.device, name)
+    return ArrayView._of_ints(t, "torch", t.data_ptr(), code, device, index, shape, t.stride())
 
 
 def _from_cai(obj, name, bf16):
@@ -282,8 +296,13 @@ def _from_dlpack(obj, name, bf16):
                      keepalive=(capsule,))
 
 
+_TORCH_TENSOR_TYPES = set()  # exact types seen to be torch tensors (the fast check below)
+
+
 def view(obj, name, *, bf16=False, optional=False):
     """ArrayView of `obj` (None allowed when optional). bf16: uint16 data holds bfloat16 bits."""
+    if type(obj) in _TORCH_TENSOR_TYPES:
+        return _from_torch(obj, name, bf16)
     if obj is None:
         if optional:
             return None
@@ -291,6 +310,8 @@ def view(obj, name, *, bf16=False, optional=False):
     if isinstance(obj, np.ndarray):
         return _from_numpy(obj, name, bf16)
     if is_torch(obj):
+        if type(obj).__module__.startswith("torch"):  # not a duck-typed look-alike
+            _TORCH_TENSOR_TYPES.add(type(obj))
         return _from_torch(obj, name, bf16)
     if hasattr(obj, "__cuda_array_interface__"):
         return _from_cai(obj, name, bf16)

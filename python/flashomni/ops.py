@@ -33,14 +33,28 @@ def _symbols_arg(symbols):
     return s, ctypes.pointer(s)
 
 
+_raw_stream = None  # torch's current cudaStream_t of a device index, as an int
+
+
+def _current_raw_stream(index):
+    global _raw_stream
+    if _raw_stream is None:
+        import torch
+
+        # The C getter torch's own compiled code uses: torch.cuda.current_stream(device) builds
+        # a Stream object (~8 us of host time per op call on the lent H100's CPU,
+        # bench/host_overhead.py).
+        fast = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+        _raw_stream = fast or (lambda i: torch.cuda.current_stream(i).cuda_stream)
+    return _raw_stream(index)
+
+
 def _stream_handle(stream, like):
     """cudaStream_t as an int: explicit int / object with .cuda_stream, else torch's current."""
     if stream is not None:
         return int(getattr(stream, "cuda_stream", stream))
     if like.kind == "torch":
-        import torch
-
-        return torch.cuda.current_stream(like.obj.device).cuda_stream
+        return _current_raw_stream(like.device_index)
     return 0
 
 
