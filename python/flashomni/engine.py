@@ -45,7 +45,6 @@ Example (the processors in flashomni.diffusers call the LayerEngine methods):
 """
 
 import dataclasses
-import importlib
 import math
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
@@ -57,6 +56,7 @@ from .schedule import Schedule, ScheduleConfig, StepKind, step_kind_name, taylor
 from .cost_model import dispatch_cost_ratio
 from .engine_symbols import all_cached_like as _all_cached_like
 from .engine_symbols import heads_union as _heads_union
+from .engine_policy import flashomni_policy, policy_module as _policy_module  # noqa: F401
 from .pending_density import PendingDensity
 from .symbols import DEFAULT_BLOCK, Symbols
 
@@ -87,26 +87,6 @@ Thresholds = Tuple[Optional[float], Optional[float]]
 # "output_change" it also gets query_score="output_change", out_now (this update's attention
 # output [B, N, H, dv]) and out_prev (the previous update's, None at the layer's first update).
 PolicyFn = Callable[..., Symbols]
-
-
-def flashomni_policy(q, k, *, step, num_steps, text, block_q, block_kv, config, query_score=None,
-                     out_now=None, out_prev=None):
-    """The default policy: flashomni.policy.run_policy (the GPU policy kernels and the CPU
-    oracle behind one Python entry point). The one seam to adjust if that signature moves.
-    query_score / out_now / out_prev: passed through (the engine gives them only with
-    EngineConfig.query_score "output_change", so a policy_fn without them keeps working)."""
-    try:
-        policy_module = _policy_module()
-    except NotImplementedError as e:
-        raise NotImplementedError(
-            "flashomni.policy.run_policy is not available in this build; pass "
-            "FlashOmniEngine(policy_fn=...)") from e
-    fields = dataclasses.asdict(config)
-    return policy_module.run_policy(q, k, step=step, num_steps=num_steps,
-                                    text=None if text is None else [tuple(text)],
-                                    block_q=block_q, block_kv=block_kv,
-                                    query_score=query_score, out_now=out_now, out_prev=out_prev,
-                                    **fields)
 
 
 @dataclasses.dataclass
@@ -413,7 +393,8 @@ class LayerEngine:
         "img", "txt"). a [B, M, heads*head_dim + extra] (extra columns, e.g. FLUX single-stream
         MLP, always active); at a reuse step `a` may be None when extra == 0."""
         self._require(StepKind.UPDATE, StepKind.DISPATCH, StepKind.REUSE)
-        proj = self._projections.setdefault(stream, _Projection())
+        proj = self._projections.get(stream) or self._projections.setdefault(stream,
+                                                                             _Projection())
         if self.kind == StepKind.UPDATE:
             return self._project_update(stream, proj, a, linear, heads, head_dim, row_offset)
         if self.kind == StepKind.DISPATCH and self.dense:
@@ -481,17 +462,6 @@ class LayerEngine:
             out = self.engine.forecast_out[key] = torch.empty_like(c0)
         return _policy_module().forecast(proj.points, self._fc_steps, self.step,
                                          order=len(proj.points) - 1, out=out)
-
-
-def _policy_module():
-    """flashomni.policy (run_policy, forecast), imported on first use: the engine module itself
-    stays importable when the library lacks those entry points."""
-    try:
-        return importlib.import_module(".policy", __package__)
-    except ImportError as e:
-        raise NotImplementedError(
-            "flashomni.policy is not available in this build (the engine's forecast and default "
-            "policy need it)") from e
 
 
 class FlashOmniEngine:
