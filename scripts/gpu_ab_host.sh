@@ -4,7 +4,7 @@
 # package (AB_OLD_PYTHON, default .carry/ab_old/python: `git archive <commit> python | tar -x -C
 # .carry/ab_old`), new / old alternated, the same libflashomni for both (FLASHOMNI_PREBUILT,
 # default build-gpu). Carry build-gpu, .whl, .carry. Logs and JSON under $OUT.
-#   AB_ROUNDS=2  AB_ARGS="..." (extra e2e arguments, e.g. --dense-fallback)  AB_STEPS=50
+#   AB_TAG=ab (file names)  AB_ROUNDS=2  AB_ARGS="..." (extra e2e arguments, e.g. --dense-fallback)  AB_STEPS=50
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
@@ -25,9 +25,9 @@ for round in $(seq 1 "${AB_ROUNDS:-2}"); do
     [ "$round" = 1 ] && { timeout 120 python3 bench/host_overhead.py --out "$OUT/host_$arm" \
       2>&1 | tee "$OUT/host_overhead_$arm.log" || status=1; }
     timeout 150 python3 bench/e2e_bench.py --models flux --steps "${AB_STEPS:-50}" --no-split \
-      --out "$OUT" --tag "ab_${arm}_r$round" ${AB_ARGS:-} > "$OUT/e2e_${arm}_r$round.log" 2>&1 ||
+      --out "$OUT" --tag "${AB_TAG:-ab}_${arm}_r$round" ${AB_ARGS:-} > "$OUT/${AB_TAG:-ab}_e2e_${arm}_r$round.log" 2>&1 ||
       { echo "e2e $arm FAILED"; status=1; }
-    grep -E "total|speedup|PSNR|layer-steps" "$OUT/e2e_${arm}_r$round.log"
+    grep -E "total|speedup|PSNR|layer-steps" "$OUT/${AB_TAG:-ab}_e2e_${arm}_r$round.log"
   done
 done
 exit $status
