@@ -4,6 +4,9 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
+#include <cstdint>
+
 #include "cuda/policy/policy_device.cuh"
 #include "cuda/runtime.h"
 
@@ -34,14 +37,18 @@ struct alignas(sizeof(T) * V) Vec {
   T v[V];
 };
 
-// Tokens loaded ahead per thread: 8 independent 16-byte loads in flight hide DRAM latency with
-// ~2 CTAs of 384 threads per SM (48 KB in flight against ~25 KB needed at 3.35 TB/s).
-constexpr int kUnroll = 8;
+// Tokens loaded ahead per thread: 16 independent 16-byte loads. The whole pass has only
+// blocks x heads x d / 8 threads (FLUX, 4608 tokens: 13824, ~105 per SM), so each must keep
+// 256 B in flight for the ~25 KB per SM that 3.35 TB/s needs.
+constexpr int kUnroll = 16;
 
-// One CTA per (block, request); thread g owns V consecutive columns of one head and sums its
-// block's tokens in token order (the oracle's order: bit-identical means for every dtype).
+// One CTA per (block, request, chunk of `heads_per_cta` heads): a CTA per (block, request) gave
+// FLUX's 36 blocks 36 SMs, 39 us per pass over 28 MB (0.7 TB/s; 4.5 of its 6.7 ms of policy
+// kernels per update step, bench/results/idle_probe_h100_16f0762). Thread g owns V consecutive
+// columns of one head and sums its block's tokens in token order (the oracle's order:
+// bit-identical means for every dtype).
 template <typename T, int V>
-__global__ void pool_kernel(PoolSide s, int32_t head_dim) {
+__global__ void pool_kernel(PoolSide s, int32_t head_dim, int32_t heads_per_cta) {
   const int32_t blk = blockIdx.x, b = blockIdx.y;
   int32_t len = s.seqlen, off = 0;
   if (s.cu != nullptr) {
@@ -51,12 +58,13 @@ __global__ void pool_kernel(PoolSide s, int32_t head_dim) {
   len = min(max(len, 0), s.blocks * s.block);
   const int32_t t0 = blk * s.block, t1 = min(len, t0 + s.block);
   const int32_t groups_per_head = head_dim / V;
-  const int32_t groups = s.heads * groups_per_head;
+  const int32_t first_head = static_cast<int32_t>(blockIdx.z) * heads_per_cta;
+  const int32_t groups = min(heads_per_cta, s.heads - first_head) * groups_per_head;
   const T* base =
       static_cast<const T*>(s.data) + (s.cu != nullptr ? static_cast<int64_t>(off) * s.stride_token
                                                        : static_cast<int64_t>(b) * s.stride_batch);
   for (int32_t g = threadIdx.x; g < groups; g += blockDim.x) {
-    const int32_t h = g / groups_per_head, c0 = (g % groups_per_head) * V;
+    const int32_t h = first_head + g / groups_per_head, c0 = (g % groups_per_head) * V;
     double* out =
         s.mean + ((static_cast<int64_t>(b) * s.heads + h) * s.blocks + blk) * head_dim + c0;
     double acc[V];
@@ -154,13 +162,23 @@ template <typename T>
 void launch_pool_typed(const PoolSide& s, int32_t head_dim, int32_t batch, cudaStream_t stream) {
   constexpr int kVec = static_cast<int>(16 / sizeof(T));
   const int32_t v = s.vector == kVec ? kVec : 1;
-  const int32_t groups = s.heads * (head_dim / v);
+  // Heads per CTA: enough CTAs for ~4 per SM (at most one head each), at least a warp of
+  // columns per CTA (one head of 128 bf16 is 16 threads: two heads then).
+  const int64_t row_ctas = static_cast<int64_t>(s.blocks) * batch;
+  const int64_t want_chunks = (4 * static_cast<int64_t>(sm_count()) + row_ctas - 1) / row_ctas;
+  const int32_t groups_per_head = head_dim / v;
+  const int32_t min_heads = std::max(1, (32 + groups_per_head - 1) / groups_per_head);
+  int32_t heads_per_cta =
+      static_cast<int32_t>(std::max<int64_t>(1, (s.heads + want_chunks - 1) / want_chunks));
+  heads_per_cta = std::min(s.heads, std::max(heads_per_cta, min_heads));
+  const int32_t chunks = (s.heads + heads_per_cta - 1) / heads_per_cta;
+  const int32_t groups = heads_per_cta * groups_per_head;
   const int32_t threads = std::min(1024, (groups + 31) / 32 * 32);
-  const dim3 grid(s.blocks, batch);
+  const dim3 grid(s.blocks, batch, chunks);
   if (v == kVec) {
-    pool_kernel<T, kVec><<<grid, threads, 0, stream>>>(s, head_dim);
+    pool_kernel<T, kVec><<<grid, threads, 0, stream>>>(s, head_dim, heads_per_cta);
   } else {
-    pool_kernel<T, 1><<<grid, threads, 0, stream>>>(s, head_dim);
+    pool_kernel<T, 1><<<grid, threads, 0, stream>>>(s, head_dim, heads_per_cta);
   }
   FLASHOMNI_CUDA_CHECK(cudaGetLastError());
 }
