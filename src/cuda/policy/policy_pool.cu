@@ -37,16 +37,17 @@ struct alignas(sizeof(T) * V) Vec {
   T v[V];
 };
 
-// Tokens loaded ahead per thread: 16 independent 16-byte loads. The whole pass has only
-// blocks x heads x d / 8 threads (FLUX, 4608 tokens: 13824, ~105 per SM), so each must keep
-// 256 B in flight for the ~25 KB per SM that 3.35 TB/s needs.
+// Tokens loaded ahead per thread: 16 independent 16-byte loads, so a thread's 128 tokens take
+// 8 dependent rounds to DRAM (16 with 8).
 constexpr int kUnroll = 16;
 
-// One CTA per (block, request, chunk of `heads_per_cta` heads): a CTA per (block, request) gave
-// FLUX's 36 blocks 36 SMs, 39 us per pass over 28 MB (0.7 TB/s; 4.5 of its 6.7 ms of policy
-// kernels per update step, bench/results/idle_probe_h100_16f0762). Thread g owns V consecutive
-// columns of one head and sums its block's tokens in token order (the oracle's order:
-// bit-identical means for every dtype).
+// One CTA per (block, request, chunk of `heads_per_cta` heads), ~4 CTAs per SM. At FLUX's 4608
+// tokens (36 blocks) a CTA per (block, request) used 36 SMs; chunks and 16 loads per round took
+// a pass over 28 MB from 36.5 to 32.3 us (bench/policy_kernels.py, bench/results/
+// policy_kernels_h100_5877ee6), far less than the 3-4x that 3.7x more SMs predicted. Neither
+// the SM count nor the rounds per thread (16 -> 8) explain the 0.9 TB/s left (2.5 TB/s at 33792
+// tokens); not profiled yet. Thread g owns V consecutive columns of one head and sums its
+// block's tokens in token order (the oracle's order: bit-identical means for every dtype).
 template <typename T, int V>
 __global__ void pool_kernel(PoolSide s, int32_t head_dim, int32_t heads_per_cta) {
   const int32_t blk = blockIdx.x, b = blockIdx.y;
