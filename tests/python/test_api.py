@@ -275,3 +275,30 @@ def test_c_header_example_compiles_as_c99_and_runs(tmp_path):
                            text=True).stdout.splitlines()
     assert lines[0] == f"{fo.__version__} 7.25 1"
     assert lines[1].startswith("1 argument 'k'")
+
+
+def test_torch_views_validate_on_the_fast_path():
+    """_arrays.view remembers torch tensor types after the first sight (its fast path): the
+    later views still carry shape and strides and still reject bad dtypes and ranks."""
+    torch = pytest.importorskip("torch")
+    from flashomni import _arrays
+
+    t = torch.zeros(2, 3)
+    for _ in range(2):  # the second view takes the remembered-type path
+        v = _arrays.view(t, "x")
+        assert (v.shape, v.strides, v.kind, v.dtype) == ((2, 3), (3, 1), "torch", _lib.FLOAT32)
+    p = torch.nn.Parameter(torch.zeros(4, 5)[:, ::2])
+    for _ in range(2):
+        assert _arrays.view(p, "w").strides == (5, 2)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="'x'.*unsupported dtype"):
+            _arrays.view(torch.zeros(2, dtype=torch.int64), "x")
+        with pytest.raises(ValueError, match="'x'.*bfloat16"):
+            _arrays.view(torch.zeros(2, dtype=torch.uint16), "x")
+        assert _arrays.view(torch.zeros(2, dtype=torch.uint16), "x", bf16=True).dtype == \
+            _lib.BFLOAT16
+        with pytest.raises(ValueError, match="'x'.*dims"):
+            _arrays.view(torch.zeros((1,) * (_lib.MAX_DIMS + 1)), "x")
+    # A duck-typed look-alike is not remembered as a torch type.
+    _arrays.view(_TorchLike(np.zeros((2, 2), np.float32)), "y")
+    assert _TorchLike not in _arrays._TORCH_TENSOR_TYPES
