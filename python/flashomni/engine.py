@@ -29,9 +29,10 @@ identical to the C++ engine's up to summation order.
 No host synchronisation inside a dispatch or reuse step: the step kind, forecast weights, reuse
 and dense-Q decisions are host values fixed at the last update. Nor inside an update step with
 GPU symbols: reuse is decided on the GPU there, and the chosen symbols' density is copied to
-pinned memory and read later together with the dense fallback's verdict: at the next set_step
-where the copy has finished, else at the layer's next begin(), so no wait drains the GPU queue
-(flashomni.pending_density; host or varlen symbols are read at once). A
+pinned memory and read with the dense fallback's verdict at the layer's next begin(), a step
+later, when the copy has long finished: the event wait there does not block, and the host reads
+one layer at a time between its kernel launches instead of all layers while the GPU queue runs
+dry (flashomni.pending_density; host or varlen symbols are read at once). A
 dispatch step therefore only launches kernels and can be recorded in a CUDA graph
 (tests/gpu/test_engine_graph.py); such a graph holds that step's forecast weights and the
 current symbols' pointers, so it serves one dispatch step index until the next update.
@@ -203,7 +204,7 @@ class LayerEngine:
         self._row_symbols: Optional[Symbols] = None  # q bits OR-ed over heads (full_rows)
         self._projections: Dict[str, _Projection] = {}
         self._prev_out: Optional[torch.Tensor] = None  # last update's attention (output_change)
-        self._pending: Optional[PendingDensity] = None  # density read deferred to set_step
+        self._pending: Optional[PendingDensity] = None  # density read deferred to begin()
         self._shape = (0, 0, 0)  # tokens, heads, head_dim of the last policy run
         self.reports = []
 
@@ -227,7 +228,7 @@ class LayerEngine:
                 f"engine.set_step() with increasing steps once per denoising step (a layer runs "
                 f"once per step: batch classifier-free guidance into one forward), reset() to "
                 f"start a new generation")
-        self.resolve_density()  # the last update's density, unless set_step read it
+        self.resolve_density()  # the last update's density (PendingDensity)
         kind = self.engine.schedule.step_kind(step)
         if kind == StepKind.DISPATCH and not self._fc_steps:
             kind = StepKind.UPDATE  # nothing recorded yet: e.g. a generation started mid-way
@@ -339,7 +340,7 @@ class LayerEngine:
         self._all_cached = _all_cached_like(symbols)
         if PendingDensity.applies(symbols):
             # No host read here (pending_density.py): reuse is decided on the GPU, the rest and
-            # the dense fallback's verdict come at the next set_step, so caches are kept unless
+            # the dense fallback's verdict come at the next begin(), so caches are kept unless
             # the last verdict was dense (a layer turning sparse runs one more interval dense).
             self._pending = PendingDensity(symbols, cfg.reuse_below, self._pinned)
             self._pinned = self._pending.buffers
@@ -355,16 +356,15 @@ class LayerEngine:
         self._policy_ran = True
         self.reports[-1].policy_ran = True
 
-    def resolve_density(self, wait=True):
-        """Reads the last update's pending density, if any; wait=False: only if its copies have
-        finished (set_step's check, which must not drain the GPU queue: reading all 57 FLUX
-        layers there waited for the last layer's copy, then left the GPU idle ~10 ms while
-        the host read them, bench/results/idle_probe_h100_dfed8a6)."""
-        pending = self._pending
-        if pending is None or not (wait or pending.ready()):
-            return
-        self._pending = None
-        self._set_density(*pending.read())
+    def resolve_density(self):
+        """Reads the last update's pending density, if any. begin() calls it: reading every
+        layer at set_step waited for the last layer's copy and then left the GPU idle ~10 ms
+        per FLUX step while the host read 57 layers (bench/results/idle_probe_h100_dfed8a6);
+        reading only finished copies there still read them all whenever the host was the
+        slower side (idle_probe_h100_16f0762)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._set_density(*pending.read())
 
     def _set_density(self, density, reuse, host_symbols):
         """The choices that follow from the density (reuse: the GPU's decision, or None)."""
@@ -534,8 +534,6 @@ class FlashOmniEngine:
     def set_step(self, step):
         """The denoising step (0-based) the next forward pass runs."""
         self.schedule.step_kind(step)  # validates the range
-        for layer in self.layers.values():
-            layer.resolve_density(wait=False)
         self.step = int(step)
 
     def resolve_density(self):

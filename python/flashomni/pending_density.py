@@ -10,9 +10,8 @@ e2e_README.md session 4). PendingDensity instead
 - starts copies of the words into pinned host memory on the current stream (non_blocking),
 - decides whole-layer reuse (query density below reuse_below) on the GPU, because the update's
   own output projections need that choice now (their caches are computed under it), and
-- reads the copies later (read(): the engine's set_step for the layers whose copies have
-  finished, ready(), the layer's next begin() for the others), when the copies finished long
-  ago.
+- reads the copies later (read(): at the layer's next begin(), a step later), when the copies
+  finished long ago.
 """
 
 import torch
@@ -85,10 +84,6 @@ class PendingDensity:
         only)."""
         q = torch.where(self.reuse, all_cached.q_bits, self.symbols.q_bits)
         return self.symbols._like(q, self.symbols.kv_bits)
-
-    def ready(self) -> bool:
-        """The copies have finished (no wait)."""
-        return self.buffers.done.query()
 
     def read(self):
         """(Symbols.density() of the symbols, reuse decided on the GPU, host copy of the
