@@ -228,6 +228,11 @@ class LayerEngine:
                 f"engine.set_step() with increasing steps once per denoising step (a layer runs "
                 f"once per step: batch classifier-free guidance into one forward), reset() to "
                 f"start a new generation")
+        if self._pending is not None and torch.cuda.is_current_stream_capturing():
+            raise RuntimeError(
+                f"layer {self.name!r}: the last update's density is still to be read (a host "
+                f"wait on its copy) and this stream is being captured in a CUDA graph; call "
+                f"engine.resolve_density() before capturing the first step after an update")
         self.resolve_density()  # the last update's density (PendingDensity)
         kind = self.engine.schedule.step_kind(step)
         if kind == StepKind.DISPATCH and not self._fc_steps:

@@ -201,3 +201,40 @@ def test_dispatch_step_captures_in_a_cuda_graph_without_host_sync(model, policy,
         graph.replay()
         torch.cuda.synchronize()
         assert not torch.equal(static_out[0], outs_a[CAPTURED][0])
+
+
+def test_first_dispatch_after_an_update_captures_after_resolve_density():
+    """The density of an update is read at the layer's next begin() (a host wait on a finished
+    copy). Capturing that step without reading it first is refused with a message naming
+    engine.resolve_density(); after it, the step captures and its replay equals the eager one.
+    (Engine A's eager run launches every kernel first: no first-launch set-up in the capture.)"""
+    bind = tiny_model()
+    xs = inputs()
+    eng_a, eng_b = make_engine(MaskPolicy(), 1.0), make_engine(MaskPolicy(), 1.0)
+    run_a, run_b = bind(eng_a.layer("l0")), bind(eng_b.layer("l0"))
+    with torch.no_grad():
+        for s in range(WARM + 1):
+            eng_a.set_step(s)
+            want = run_a(*xs[s])
+        for s in range(WARM):
+            eng_b.set_step(s)
+            run_b(*xs[s])
+        eng_b.set_step(WARM)
+        layer_b = eng_b.layer("l0")
+        assert layer_b._pending is not None  # GPU symbols: read at the next begin()
+        static_in = [torch.zeros_like(t) for t in xs[WARM]]
+        refused = torch.cuda.CUDAGraph()
+        with pytest.raises(RuntimeError, match="resolve_density"):
+            with torch.cuda.graph(refused):
+                run_b(*static_in)  # begin() raises before any work: the step is not taken
+        eng_b.resolve_density()
+        assert layer_b._pending is None
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = run_b(*static_in)
+        for buf, t in zip(static_in, xs[WARM]):
+            buf.copy_(t)
+        graph.replay()
+        torch.cuda.synchronize()
+        for got, ref in zip(static_out, want):
+            torch.testing.assert_close(got, ref, rtol=2 ** -7, atol=2 ** -7)
