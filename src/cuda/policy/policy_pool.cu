@@ -44,9 +44,9 @@ constexpr int kUnroll = 16;
 // One CTA per (block, request, chunk of `heads_per_cta` heads), ~4 CTAs per SM. At FLUX's 4608
 // tokens (36 blocks) a CTA per (block, request) used 36 SMs; chunks and 16 loads per round took
 // a pass over 28 MB from 36.5 to 32.3 us (bench/policy_kernels.py, bench/results/
-// policy_kernels_h100_5877ee6), far less than the 3-4x that 3.7x more SMs predicted. Neither
-// the SM count nor the rounds per thread (16 -> 8) explain the 0.9 TB/s left (2.5 TB/s at 33792
-// tokens); not profiled yet. Thread g owns V consecutive columns of one head and sums its
+// policy_kernels_h100_5877ee6), far less than the 3-4x that 3.7x more SMs predicted: the pass
+// is bound by the threads' issue latency, not by memory (launch_pool_typed picks narrower
+// vectors for more threads). Thread g owns V consecutive columns of one head and sums its
 // block's tokens in token order (the oracle's order: bit-identical means for every dtype).
 template <typename T, int V>
 __global__ void pool_kernel(PoolSide s, int32_t head_dim, int32_t heads_per_cta) {
@@ -162,7 +162,15 @@ __global__ void __launch_bounds__(kLogitThreads) logits_kernel(PolicyKernelParam
 template <typename T>
 void launch_pool_typed(const PoolSide& s, int32_t head_dim, int32_t batch, cudaStream_t stream) {
   constexpr int kVec = static_cast<int>(16 / sizeof(T));
-  const int32_t v = s.vector == kVec ? kVec : 1;
+  constexpr int kNarrow = sizeof(T) < 4 ? static_cast<int>(4 / sizeof(T)) : 1;
+  // Per element a thread converts to fp64 and adds in a dependent chain, ~4 instructions
+  // issued at one warp per scheduler when 16-byte vectors leave few threads: ncu at 4608 tokens
+  // (bench/results/examples_h100_s5/ncu_pool_4608.txt): 3.25 warps per SM, 91 % of cycles with
+  // no eligible warp, DRAM 25 % busy. Below 16 warps per SM, 4-byte vectors give 4x (16-bit
+  // types) the threads; the per-column token order, hence the bits, stay the same.
+  int32_t v = s.vector == kVec ? kVec : 1;
+  const int64_t wide_threads = static_cast<int64_t>(s.blocks) * batch * s.heads * (head_dim / v);
+  if (v == kVec && wide_threads < 16 * 32 * static_cast<int64_t>(sm_count())) v = kNarrow;
   // Heads per CTA: enough CTAs for ~4 per SM (at most one head each), at least a warp of
   // columns per CTA (one head of 128 bf16 is 16 threads: two heads then).
   const int64_t row_ctas = static_cast<int64_t>(s.blocks) * batch;
@@ -178,6 +186,8 @@ void launch_pool_typed(const PoolSide& s, int32_t head_dim, int32_t batch, cudaS
   const dim3 grid(s.blocks, batch, chunks);
   if (v == kVec) {
     pool_kernel<T, kVec><<<grid, threads, 0, stream>>>(s, head_dim, heads_per_cta);
+  } else if (v == kNarrow) {
+    pool_kernel<T, kNarrow><<<grid, threads, 0, stream>>>(s, head_dim, heads_per_cta);
   } else {
     pool_kernel<T, 1><<<grid, threads, 0, stream>>>(s, head_dim, heads_per_cta);
   }
