@@ -165,9 +165,11 @@ void launch_pool_typed(const PoolSide& s, int32_t head_dim, int32_t batch, cudaS
   constexpr int kNarrow = sizeof(T) < 4 ? static_cast<int>(4 / sizeof(T)) : 1;
   // Per element a thread converts to fp64 and adds in a dependent chain, ~4 instructions
   // issued at one warp per scheduler when 16-byte vectors leave few threads: ncu at 4608 tokens
-  // (bench/results/examples_h100_s5/ncu_pool_4608.txt): 3.25 warps per SM, 91 % of cycles with
-  // no eligible warp, DRAM 25 % busy. Below 16 warps per SM, 4-byte vectors give 4x (16-bit
-  // types) the threads; the per-column token order, hence the bits, stay the same.
+  // (bench/results/policy_kernels_h100_5877ee6/ncu_pool_4608.txt): 3.25 warps per SM, 91 % of
+  // cycles with no eligible warp, DRAM 25 % busy. Below 16 warps per SM, 4-byte vectors give 4x
+  // (16-bit types) the threads: 32.1 -> 13.6 us per pass at 4608 tokens, 48.5 -> 39.9 us at 16896
+  // (10 us predicted at 4608; policy_kernels_h100_4109a45). The per-column token order, hence the
+  // bits, stay the same.
   int32_t v = s.vector == kVec ? kVec : 1;
   const int64_t wide_threads = static_cast<int64_t>(s.blocks) * batch * s.heads * (head_dim / v);
   if (v == kVec && wide_threads < 16 * 32 * static_cast<int64_t>(sm_count())) v = kNarrow;
