@@ -394,11 +394,8 @@ def print_summary(name, r):
               f"{s['flashomni_total_ms']:.0f} ms")
 
 
-def main(argv=None):
-    """argv: the arguments (None: sys.argv[1:]); tests/python/test_e2e_bench.py passes them."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default="flux,hunyuan", help="comma list of flux, hunyuan, wan")
-    ap.add_argument("--steps", type=int, default=50)
+def add_engine_args(ap):
+    """The engine settings (engine_config reads them); bench/e2e_idle_probe.py shares them."""
     ap.add_argument("--warmup", type=int, default=8)
     ap.add_argument("--interval", type=int, default=5)
     ap.add_argument("--order", type=int, default=2)
@@ -417,6 +414,32 @@ def main(argv=None):
                     help="what ranks query blocks for caching (EngineConfig.query_score; "
                          "default: text_image, for Wan output_change); "
                          "output_change keeps each layer's last update attention output")
+
+
+def add_model_args(ap, hy_double=None, hy_single=None):
+    """The models' depths and shapes (the builders read them); hy_double / hy_single: defaults
+    (None: main picks them by mode)."""
+    ap.add_argument("--flux-double", type=int, default=FLUX_FULL[0])
+    ap.add_argument("--flux-single", type=int, default=FLUX_FULL[1])
+    ap.add_argument("--hy-double", type=int, default=hy_double,
+                    help="default 4 (sweep: 2)" if hy_double is None else None)
+    ap.add_argument("--hy-single", type=int, default=hy_single,
+                    help="default 8 (sweep: 4)" if hy_single is None else None)
+    ap.add_argument("--hy-frames", type=int, default=32, help="latent frames")
+    ap.add_argument("--hy-size", type=int, default=64, help="latent height = width")
+    ap.add_argument("--wan-blocks", type=int, default=10,
+                    help=f"Wan blocks (of {WAN_FULL[0]}; totals also scaled to full depth)")
+    ap.add_argument("--wan-frames", type=int, default=21, help="latent frames (81 video)")
+    ap.add_argument("--wan-height", type=int, default=60, help="latent height (480 px)")
+    ap.add_argument("--wan-width", type=int, default=104, help="latent width (832 px)")
+
+
+def main(argv=None):
+    """argv: the arguments (None: sys.argv[1:]); tests/python/test_e2e_bench.py passes them."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default="flux,hunyuan", help="comma list of flux, hunyuan, wan")
+    ap.add_argument("--steps", type=int, default=50)
+    add_engine_args(ap)
     ap.add_argument("--policy-sweep", nargs="?", const=SWEEP_DEFAULT, default=None,
                     metavar="TQ,TKV;...",
                     help=f"one model of --models: the FlashOmni arm per (tau_q, tau_kv) setting "
@@ -425,17 +448,7 @@ def main(argv=None):
                          f"to 2 double + 4 single blocks)")
     ap.add_argument("--sweep-budget-s", type=float, default=200.0,
                     help="skip the remaining sweep settings past this many seconds")
-    ap.add_argument("--flux-double", type=int, default=FLUX_FULL[0])
-    ap.add_argument("--flux-single", type=int, default=FLUX_FULL[1])
-    ap.add_argument("--hy-double", type=int, default=None, help="default 4 (sweep: 2)")
-    ap.add_argument("--hy-single", type=int, default=None, help="default 8 (sweep: 4)")
-    ap.add_argument("--hy-frames", type=int, default=32, help="latent frames")
-    ap.add_argument("--hy-size", type=int, default=64, help="latent height = width")
-    ap.add_argument("--wan-blocks", type=int, default=10,
-                    help=f"Wan blocks (of {WAN_FULL[0]}; totals also scaled to full depth)")
-    ap.add_argument("--wan-frames", type=int, default=21, help="latent frames (81 video)")
-    ap.add_argument("--wan-height", type=int, default=60, help="latent height (480 px)")
-    ap.add_argument("--wan-width", type=int, default=104, help="latent width (832 px)")
+    add_model_args(ap)
     ap.add_argument("--no-split", action="store_true", help="skip the profiled generations")
     ap.add_argument("--smoke-cpu", action="store_true",
                     help="tiny shapes on the CPU oracle: exercises the script, measures nothing")

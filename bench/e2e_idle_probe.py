@@ -90,7 +90,7 @@ def run_steps(forward, latents, sigmas, engine, last, window, trace_path):
             x = x + (sigmas[s + 1] - sigmas[s]) * v
             end.record()
             host_ms = (time.perf_counter() - t0) * 1e3
-        kind = eb.fe.step_kind_name(engine.schedule.step_kind(s)) if engine else "dense"
+        kind = fe.step_kind_name(engine.schedule.step_kind(s)) if engine else "dense"
         rows.append(dict(step=s, kind=kind, host_enqueue_ms=host_ms, events=(start, end)))
         if prof is not None and s == window.stop - 1:
             torch.cuda.synchronize()
@@ -225,23 +225,8 @@ def main(argv=None):
     ap.add_argument("--tag", default="h100")
     ap.add_argument("--keep-trace", action="store_true",
                     help="also write the Chrome traces, gzip'd, to --out")
-    # The engine settings of e2e_bench (its defaults).
-    ap.add_argument("--warmup", type=int, default=8)
-    ap.add_argument("--interval", type=int, default=5)
-    ap.add_argument("--order", type=int, default=2)
-    ap.add_argument("--reuse-below", type=float, default=0.3)
-    ap.add_argument("--tau-q", type=float, default=0.5)
-    ap.add_argument("--tau-kv", type=float, default=0.15)
-    ap.add_argument("--cache-dtype", choices=("float32", "bfloat16"), default="float32")
-    ap.add_argument("--dense-fallback", action="store_true")
-    ap.add_argument("--dense-q-above", type=float, default=fe.EngineConfig.dense_q_above)
-    ap.add_argument("--query-score", default=None)
-    ap.add_argument("--flux-double", type=int, default=eb.FLUX_FULL[0])
-    ap.add_argument("--flux-single", type=int, default=eb.FLUX_FULL[1])
-    ap.add_argument("--hy-double", type=int, default=2)
-    ap.add_argument("--hy-single", type=int, default=4)
-    ap.add_argument("--hy-frames", type=int, default=32)
-    ap.add_argument("--hy-size", type=int, default=64)
+    eb.add_engine_args(ap)  # e2e_bench's engine settings and model shapes, its defaults
+    eb.add_model_args(ap, hy_double=2, hy_single=4)
     ap.set_defaults(smoke_cpu=False)  # the builders' switch (e2e_bench --smoke-cpu)
     args = ap.parse_args(argv)
     a, b = (int(v) for v in args.window.split(","))
