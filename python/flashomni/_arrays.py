@@ -249,7 +249,7 @@ def _from_torch(t, name, bf16):
         code = _bf16_override(code, dname == "uint16", bf16, name)
         if dname not in _TORCH_CODES and dname != "uint16":
             raise ValueError(f"argument '{name}': unsupported dtype {dname}")
-    device, index = _TORCH_DEVICES.get(t.device) or _torch_device_code(t.device, name)
+    device, index = _torch_device_code(t.device, name)
     return ArrayView._of_ints(t, "torch", t.data_ptr(), code, device, index, shape, t.stride())
 
 

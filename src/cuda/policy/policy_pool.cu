@@ -170,13 +170,13 @@ void launch_pool_typed(const PoolSide& s, int32_t head_dim, int32_t batch, cudaS
   // (16-bit types) the threads: 32.1 -> 13.6 us per pass at 4608 tokens, 48.5 -> 39.9 us at 16896
   // (10 us predicted at 4608; policy_kernels_h100_4109a45). The per-column token order, hence the
   // bits, stay the same.
+  const int64_t sms = sm_count();
+  const int64_t row_ctas = static_cast<int64_t>(s.blocks) * batch;
   int32_t v = s.vector == kVec ? kVec : 1;
-  const int64_t wide_threads = static_cast<int64_t>(s.blocks) * batch * s.heads * (head_dim / v);
-  if (v == kVec && wide_threads < 16 * 32 * static_cast<int64_t>(sm_count())) v = kNarrow;
+  if (v == kVec && row_ctas * s.heads * (head_dim / kVec) < 16 * 32 * sms) v = kNarrow;
   // Heads per CTA: enough CTAs for ~4 per SM (at most one head each), at least a warp of
   // columns per CTA (one head of 128 bf16 is 16 threads: two heads then).
-  const int64_t row_ctas = static_cast<int64_t>(s.blocks) * batch;
-  const int64_t want_chunks = (4 * static_cast<int64_t>(sm_count()) + row_ctas - 1) / row_ctas;
+  const int64_t want_chunks = (4 * sms + row_ctas - 1) / row_ctas;
   const int32_t groups_per_head = head_dim / v;
   const int32_t min_heads = std::max(1, (32 + groups_per_head - 1) / groups_per_head);
   int32_t heads_per_cta =
