@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -196,11 +197,16 @@ struct DeviceSymbols {
   }
 };
 
+// Filled with 0x7f bytes: a K-split flag that was not zeroed reads as counted already and a
+// partial that was not written as 3.4e38, so either mistake shows in the results.
 struct Workspace {
   void* ptr = nullptr;
   size_t bytes = 0;
   explicit Workspace(size_t n) : bytes(n) {
-    if (n) CUDA_OK(cudaMalloc(&ptr, n));
+    if (n) {
+      CUDA_OK(cudaMalloc(&ptr, n));
+      CUDA_OK(cudaMemset(ptr, 0x7f, n));
+    }
   }
   ~Workspace() {
     if (ptr) cudaFree(ptr);
@@ -265,6 +271,15 @@ void run_q(const QCase& c, std::mt19937& rng) {
   fo::cuda::gemm_q(gp, ws.ptr, ws.bytes, nullptr);
   CUDA_OK(cudaDeviceSynchronize());
   report(out.download() == got, "gemm_q " + c.name + " deterministic", "");
+  // Without the last-round K split (halves where they fit): the same result within tolerance.
+  out.poison();
+  setenv("FLASHOMNI_GEMM_SPLIT_K", "0", 1);
+  fo::cuda::gemm_q(gp, ws.ptr, ws.bytes, nullptr);
+  unsetenv("FLASHOMNI_GEMM_SPLIT_K");
+  CUDA_OK(cudaGetLastError());
+  CUDA_OK(cudaDeviceSynchronize());
+  report(compare(out, out.download(), expect, tolerance(c.dtype), detail),
+         "gemm_q " + c.name + " unsplit", detail);
 }
 
 struct OCase {
@@ -335,15 +350,26 @@ void run_o(const OCase& c, std::mt19937& rng) {
   CUDA_OK(cudaGetLastError());
   CUDA_OK(cudaDeviceSynchronize());
   report(cache.download() == got_c, "gemm_o_update " + c.name + " cache only == cache", "");
-  // dispatch from the GPU's cache: the same Y, bit for bit; and against the oracle run on it.
+  // dispatch from the GPU's cache without the K split: the same Y, bit for bit (update never
+  // splits); with it (the default), against the oracle run on that cache, and deterministic.
   fo::GemmOParams gd = gp;
   gd.out = out2.ref(fo::Device::kCUDA);
+  out2.poison();
+  setenv("FLASHOMNI_GEMM_SPLIT_K", "0", 1);
+  fo::cuda::gemm_o_dispatch(gd, ws.ptr, ws.bytes, nullptr);
+  unsetenv("FLASHOMNI_GEMM_SPLIT_K");
+  CUDA_OK(cudaGetLastError());
+  CUDA_OK(cudaDeviceSynchronize());
+  report(out2.download() == got_y, "gemm_o_dispatch " + c.name + " unsplit == update out (bitwise)",
+         "");
   out2.poison();
   fo::cuda::gemm_o_dispatch(gd, ws.ptr, ws.bytes, nullptr);
   CUDA_OK(cudaGetLastError());
   CUDA_OK(cudaDeviceSynchronize());
   const std::vector<uint8_t> got_y2 = out2.download();
-  report(got_y2 == got_y, "gemm_o_dispatch " + c.name + " == update out (bitwise)", "");
+  fo::cuda::gemm_o_dispatch(gd, ws.ptr, ws.bytes, nullptr);
+  CUDA_OK(cudaDeviceSynchronize());
+  report(out2.download() == got_y2, "gemm_o_dispatch " + c.name + " deterministic", "");
   std::copy(got_c.begin(), got_c.end(), cache.host.begin());
   fo::GemmOParams cd = cp;
   cd.out = out2.ref(fo::Device::kCPU);
@@ -437,8 +463,15 @@ int main(int argc, char** argv) {
       {"sparse0.5 bf16 M8200 K8192 3-stage", bf, 1, 2, 128, 128, 0, 8200, 8192, 0.5},
       {"sparse0.3 fp16 hd64 M8333 K8256 3-stage", hf, 1, 4, 64, 128, 0, 8333, 8256, 0.3},
       {"sparse0.1 bf16 M8192 K8192 3-stage", bf, 1, 1, 128, 128, 0, 8192, 8192, 0.1},
+      // Fewer tiles than SMs and K >= 5120: the last-round K split (16 dense tiles in 2 parts of
+      // 48 k-blocks, the other 2 units of each idle; two batch entries with a row offset in 3
+      // parts; groups of one 128-column head). The 3-stage cases above split too.
+      {"dense fp16 M512 K6144 K-split", hf, 1, 8, 128, 128, 0, 512, 6144, 1.0, false, true},
+      {"sparse0.6 fp16 batch2 row_offset96 K8192 K-split", hf, 2, 6, 128, 128, 96, 300, 8192, 0.6,
+       true, true, true},
+      {"sparse0.5 bf16 heads3 M700 K5120 K-split", bf, 1, 3, 128, 128, 0, 700, 5120, 0.5},
   };
-  if (quick) qcases = {qcases[0], qcases[2], qcases[6], qcases.back()};
+  if (quick) qcases = {qcases[0], qcases[2], qcases[6], qcases[23], qcases.back()};
   for (const auto& c : qcases) run_q(c, rng);
   std::vector<OCase> ocases = {
       {"dense bf16", bf, 1, 4, 128, 128, 0, 256, 0, 256, 1.0, false},
@@ -481,8 +514,16 @@ int main(int argc, char** argv) {
       {"sparse0.5 bf16 M8200 K1024 extra7168 3-stage", bf, 1, 8, 128, 128, 0, 8200, 7168, 192, 0.5},
       {"sparse0.4 fp16 batch2 M4200 extra7168 fp16cache 3-stage", hf, 2, 8, 128, 128, 0, 4200, 7168,
        128, 0.4, true, true, true, false},
+      // Dispatch lists shorter than the grid with K >= 5120: the last-round K split, on the
+      // register path (fp32 cache, a 16-bit cache under a row offset) and the staged 16-bit cache.
+      {"sparse0.9 bf16 M1000 N1024 K3072 extra3072 fp32cache K-split", bf, 1, 24, 128, 128, 0, 1000,
+       3072, 1024, 0.9},
+      {"sparse0.8 bf16 M1000 N1000 K3072 extra4096 bf16cache K-split", bf, 1, 24, 128, 128, 0, 1000,
+       4096, 1000, 0.8, true, true, false, false},
+      {"sparse0.7 fp16 batch2 row_offset64 N512 K2048 extra4096 fp16cache K-split", hf, 2, 16, 128,
+       128, 64, 500, 4096, 512, 0.7, true, false, true, false},
   };
-  if (quick) ocases = {ocases[2], ocases[3], ocases[4], ocases[7]};
+  if (quick) ocases = {ocases[2], ocases[3], ocases[4], ocases[7], ocases[ocases.size() - 2]};
   for (const auto& c : ocases) run_o(c, rng);
   run_rejections();
   return gpu_check::finish();

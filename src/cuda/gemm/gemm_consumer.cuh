@@ -22,10 +22,10 @@ __device__ __forceinline__ void consume_k_blocks(float (&acc)[128], int32_t coun
   const bool leader = threadIdx.x % 128 == 0;
   int32_t scale_d = accumulate;
   auto issue = [&]() {
-    hopper::mbar_wait(&smem.full[state.stage], state.phase);
+    hopper::mbar_wait(&smem.full[state.stage()], state.phase());
     const uint64_t desc_a =
-        hopper::smem_desc_sw128(smem.a[state.stage] + warpgroup * 64 * kTileK * 2);
-    const uint64_t desc_b = hopper::smem_desc_sw128(smem.b[state.stage]);
+        hopper::smem_desc_sw128(smem.a[state.stage()] + warpgroup * 64 * kTileK * 2);
+    const uint64_t desc_b = hopper::smem_desc_sw128(smem.b[state.stage()]);
     hopper::wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < kTileK / 16; ++kk) {
@@ -37,13 +37,13 @@ __device__ __forceinline__ void consume_k_blocks(float (&acc)[128], int32_t coun
   if (count == 0) return;
   hopper::wgmma_fence_operands(acc);
   issue();
-  int32_t previous = state.stage;
+  int32_t previous = state.stage();
   state.advance();
   for (int32_t i = 1; i < count; ++i) {
     issue();
     hopper::wgmma_wait<1>();
     if (leader) hopper::mbar_arrive(&smem.empty[previous]);
-    previous = state.stage;
+    previous = state.stage();
     state.advance();
   }
   hopper::wgmma_wait<0>();

@@ -7,6 +7,7 @@
 #include "cuda/gemm/gemm_consumer.cuh"
 #include "cuda/gemm/gemm_epilogue.cuh"
 #include "cuda/gemm/gemm_producer.cuh"
+#include "cuda/gemm/gemm_split.cuh"
 #include "cuda/runtime.h"
 
 namespace flashomni::cuda::gemm {
@@ -22,17 +23,21 @@ static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= 168 * kThreads, "setm
 // GEMM-O on a tile of kN columns (256, or 128 for a half of the last round). `cache_phase` is
 // the parity of the warpgroup's next staged cache load (cache_staged).
 template <int kN, typename T, typename Smem>
-__device__ __forceinline__ void consume_o_tile(const GemmKernelParams& p, const Tile& t,
-                                               const FragmentCoords& f, uint8_t* buf,
-                                               const CUtensorMap* out_map,
-                                               const CUtensorMap* cache_map, Smem& smem,
-                                               PipelineState<Smem::kStages>& state,
-                                               uint32_t& cache_phase, int32_t warpgroup) {
+__device__ __forceinline__ void consume_o_tile(
+    const GemmKernelParams& p, const Tile& t, const FragmentCoords& f, uint8_t* buf,
+    const CUtensorMap* out_map, const CUtensorMap* cache_map, Smem& smem,
+    PipelineState<Smem::kStages>& state, uint32_t& cache_phase, int32_t warpgroup, int32_t k) {
   constexpr int kBoxes = Smem::kEpilogueBoxes;
-  const bool staged = cache_staged<Smem>(p, t, warpgroup);
+  // A dispatch part past the first of a K-split tile (split_tile) reduces its range from zero
+  // into an fp32 partial; the owner adds the partials before its epilogue. Both go through the
+  // one second chain below (a third chain risks ptxas's wgmma serialisation, C7511).
+  const bool partial = split_part(t.split) > 0;
+  const bool staged = !partial && cache_staged<Smem>(p, t, warpgroup);
   const bool leader = threadIdx.x % 128 == 0;
   float acc[128];
-  if (p.mode == GemmMode::kOUpdate) {
+  if (partial) {
+    zero_fill<kN / 2>(acc);
+  } else if (p.mode == GemmMode::kOUpdate) {
     // C = bias + cached heads, stored; then Y = C + active heads + extra (cache only: C alone),
     // in the same registers (fp32 cache) or from the staged C (16-bit, add_staged_and_store).
     init_bias<kN, T>(acc, p, t, f);
@@ -62,7 +67,12 @@ __device__ __forceinline__ void consume_o_tile(const GemmKernelParams& p, const 
   }
   hopper::wgmma_fence_operands(acc);
   // Staged: the active heads' sum starts from zero (C is added in the epilogue).
-  consume_k_blocks<kN, T>(acc, t.phase2, warpgroup, smem, state, staged ? 0 : 1);
+  consume_k_blocks<kN, T>(acc, t.phase2, warpgroup, smem, state, staged || partial ? 0 : 1);
+  if (partial) {
+    store_partial<kN>(acc, p, t.split, warpgroup);
+    return;
+  }
+  if (t.split != 0) add_partials<kN>(acc, p, t.split, k, warpgroup, smem);
   if (!staged) {
     store_tile_tma<kN, kBoxes>(acc, p, t, f, buf, out_map, warpgroup, static_cast<T*>(p.out),
                                p.out_row_stride, p.out_batch_stride);
@@ -83,7 +93,6 @@ template <typename T, typename Smem>
 __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const CUtensorMap* out_map,
                                               const CUtensorMap* cache_map, Smem& smem,
                                               int32_t warpgroup) {
-  constexpr int kBoxes = Smem::kEpilogueBoxes;
   uint8_t* buf = smem.epilogue[warpgroup];
   PipelineState<Smem::kStages> state;
   uint32_t cache_phase = 0;
@@ -91,30 +100,55 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const C
   const ItemList list = item_list(p);
   // Each path declares its own accumulator: with one array shared by the n128 and n256 paths,
   // ptxas (13.0) cannot keep the fragment in place and serialises every wgmma (C7511). GEMM-O
-  // update and dispatch share one (and one second chain): separate ones did the same.
+  // update and dispatch share one (and one second chain): separate ones did the same. The GEMM-Q
+  // paths stay written out here: the same code in a force-inlined helper (for the K split's
+  // partial and owner steps) also drew C7511 from ptxas 13.0.
   for (int32_t k = round_item(0); k < list.count; k = next_round_item(k)) {
     const Tile t = get_tile(p, list, k);
+    if (t.idle) continue;
     if (p.mode == GemmMode::kQ) {
       // One 128-column head (or two of 64) fill only half of the tile: use m64n128 wgmma.
       if (t.slots * p.head_dim <= 128) {
+        const bool partial = split_part(t.split) > 0;
         float acc[128];
-        init_bias<128, T>(acc, p, t, f);
-        consume_k_blocks<128, T>(acc, t.phase2, warpgroup, smem, state);
-        store_tile_tma<128, kBoxes>(acc, p, t, f, buf, out_map, warpgroup, static_cast<T*>(p.out),
-                                    p.out_row_stride, p.out_batch_stride);
+        if (partial) {
+          zero_fill<128 / 2>(acc);
+        } else {
+          init_bias<128, T>(acc, p, t, f);
+        }
+        consume_k_blocks<128, T>(acc, t.phase2, warpgroup, smem, state, partial ? 0 : 1);
+        if (partial) {
+          store_partial<128>(acc, p, t.split, warpgroup);
+          continue;
+        }
+        if (t.split != 0) add_partials<128>(acc, p, t.split, k, warpgroup, smem);
+        store_tile_tma<128, Smem::kEpilogueBoxes>(acc, p, t, f, buf, out_map, warpgroup,
+                                                  static_cast<T*>(p.out), p.out_row_stride,
+                                                  p.out_batch_stride);
       } else {
+        const bool partial = split_part(t.split) > 0;
         float acc[128];
-        init_bias<256, T>(acc, p, t, f);
-        consume_k_blocks<256, T>(acc, t.phase2, warpgroup, smem, state);
-        store_tile_tma<256, kBoxes>(acc, p, t, f, buf, out_map, warpgroup, static_cast<T*>(p.out),
-                                    p.out_row_stride, p.out_batch_stride);
+        if (partial) {
+          zero_fill<256 / 2>(acc);
+        } else {
+          init_bias<256, T>(acc, p, t, f);
+        }
+        consume_k_blocks<256, T>(acc, t.phase2, warpgroup, smem, state, partial ? 0 : 1);
+        if (partial) {
+          store_partial<256>(acc, p, t.split, warpgroup);
+          continue;
+        }
+        if (t.split != 0) add_partials<256>(acc, p, t.split, k, warpgroup, smem);
+        store_tile_tma<256, Smem::kEpilogueBoxes>(acc, p, t, f, buf, out_map, warpgroup,
+                                                  static_cast<T*>(p.out), p.out_row_stride,
+                                                  p.out_batch_stride);
       }
     } else if (t.n_width == kTileN) {
       consume_o_tile<kTileN, T>(p, t, f, buf, out_map, cache_map, smem, state, cache_phase,
-                                warpgroup);
+                                warpgroup, k);
     } else {
       consume_o_tile<kTileN / 2, T>(p, t, f, buf, out_map, cache_map, smem, state, cache_phase,
-                                    warpgroup);
+                                    warpgroup, k);
     }
   }
   // The CTA's shared memory must outlive the last TMA stores' reads of it.
@@ -138,8 +172,10 @@ __global__ void __launch_bounds__(kThreads, 1)
       hopper::mbar_init(&smem.full[s], 1);
       hopper::mbar_init(&smem.empty[s], 2);
     }
-    hopper::mbar_init(&smem.cache_full[0], 1);
-    hopper::mbar_init(&smem.cache_full[1], 1);
+    for (int w = 0; w < 2; ++w) {
+      hopper::mbar_init(&smem.cache_full[w], 1);
+      hopper::mbar_init(&smem.partial_full[w], 1);
+    }
     hopper::mbar_init_fence();
   }
   __syncthreads();

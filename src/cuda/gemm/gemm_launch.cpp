@@ -2,6 +2,8 @@
 // what the sm_90a kernel supports, carve the workspace, encode the TMA maps, enqueue the planner
 // (when symbols are given) and the persistent kernel on the caller's stream. No host sync.
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "cuda/common/tensor_map.h"
 #include "cuda/gemm/gemm_params.h"
@@ -114,12 +116,63 @@ CUtensorMap store_map(const TensorRef& t, const Operand3& o) {
                          gemm::kEpilogueRows, 128 / elem);
 }
 
-// Enqueues the planner (when symbols are given: its list goes to the workspace, [count | items])
-// and the persistent kernel, one CTA per SM at most.
+// The last-round K split (gemm_params.h, last_round_k_parts) serves GEMM-Q and GEMM-O dispatch
+// whose tiles reach 2 x kMinSplitKBlocks k-blocks; FLASHOMNI_GEMM_SPLIT_K=0 turns it off (the last
+// round then runs as 128-column halves where they fit, as shorter tiles always do). Read at every
+// call, so a program can compare both.
+bool split_k_enabled(GemmMode mode, int64_t tile_k_blocks) {
+  if (mode == GemmMode::kOUpdate || tile_k_blocks < 2 * gemm::kMinSplitKBlocks) return false;
+  const char* env = std::getenv("FLASHOMNI_GEMM_SPLIT_K");
+  return env == nullptr || std::strcmp(env, "0") != 0;
+}
+
+// Grid and workspace of a launch whose list has at most `max_tiles` whole tiles (exactly that
+// many when `exact`: no planner) of at most `tile_k_blocks` k-blocks, or `max_items` items with
+// halves when it does not split. With the split, up to kMaxSplitK units per tile, so a short list
+// may take more CTAs than tiles.
+struct LaunchShape {
+  int grid = 1;
+  bool split = false;  // the kernel may K-split (needs the split workspace)
+  std::size_t plan_bytes = 0;
+  std::size_t bytes = 0;  // plan + split workspace
+};
+
+LaunchShape launch_shape(GemmMode mode, int64_t max_tiles, int64_t max_items, bool exact,
+                         int64_t tile_k_blocks, std::size_t plan_bytes) {
+  LaunchShape s;
+  const bool split = split_k_enabled(mode, tile_k_blocks);
+  const int64_t units = split ? std::max<int64_t>(max_tiles, 1) * gemm::kMaxSplitK : max_items;
+  s.grid = static_cast<int>(std::min<int64_t>(sm_count(), std::max<int64_t>(units, 1)));
+  s.split =
+      split && (!exact || gemm::last_round_k_parts(static_cast<int32_t>(max_tiles), s.grid) > 1);
+  if (split && !s.split) {  // a dense list that does not split: as without the split
+    s.grid = static_cast<int>(std::min<int64_t>(sm_count(), std::max<int64_t>(max_items, 1)));
+  }
+  s.plan_bytes = plan_bytes;
+  s.bytes = s.plan_bytes + (s.split ? gemm::split_workspace_bytes(s.grid) : 0);
+  return s;
+}
+
+// Enqueues the planner (when symbols are given: its list goes to the workspace, [count | items]),
+// or the split flags' memset (dense lists that split), and the persistent kernel, one CTA per SM
+// at most.
 void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, DType dtype,
-            const gemm::GemmTensorMaps& maps, void* workspace, cudaStream_t stream) {
-  const int grid =
-      static_cast<int>(std::min<int64_t>(sm_count(), std::max<int64_t>(kp.dense_items, 1)));
+            const gemm::GemmTensorMaps& maps, const LaunchShape& shape, void* workspace,
+            cudaStream_t stream) {
+  const int grid = shape.grid;
+  if (shape.split) {
+    char* split_ws = static_cast<char*>(workspace) + shape.plan_bytes;
+    kp.split_k = 1;
+    kp.split_flags = reinterpret_cast<int32_t*>(split_ws);
+    kp.split_partials = reinterpret_cast<float*>(split_ws + gemm::split_flags_bytes(grid));
+    if (symbols != nullptr) {
+      pp.split_flags = kp.split_flags;
+      pp.split_flag_count = grid;
+    } else {
+      FLASHOMNI_CUDA_CHECK(
+          cudaMemsetAsync(kp.split_flags, 0, static_cast<std::size_t>(grid) * 4, stream));
+    }
+  }
   const int32_t k_blocks = kp.mode == GemmMode::kQ
                                ? kp.k_blocks
                                : kp.heads * kp.head_dim / gemm::kTileK + kp.extra_k_blocks;
@@ -140,7 +193,7 @@ void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, D
     pp.chunks_per_block = kp.chunks_per_block;
     pp.first_block = kp.first_block;
     pp.row_offset = kp.row_offset;
-    pp.ctas = static_cast<int32_t>(sm_count());
+    pp.ctas = shape.split ? 0 : static_cast<int32_t>(sm_count());  // halves only without it
     pp.item_count = static_cast<int32_t*>(workspace);
     pp.items = reinterpret_cast<int4*>(static_cast<char*>(workspace) + 256);
     gemm::launch_gemm_planner(pp, stream);
@@ -173,6 +226,49 @@ int64_t q_max_items(const GemmQParams& p) {
 int64_t o_max_entries(const GemmOParams& p) {
   const Operand3 a = as_3d(p.a, "a");
   return a.batch * row_tiling(a.rows, p.row_offset, p.symbols).row_tiles;
+}
+
+// Dense GEMM-Q: groups of `slots` heads per row tile (the dense index's items before halves).
+int64_t q_groups(const GemmQParams& p) {
+  const Operand3 x = as_3d(p.x, "x");
+  const int32_t slots = kTileN / std::max(p.head_dim, 1);
+  return x.batch * row_tiling(x.rows, p.row_offset, p.symbols).row_tiles *
+         ((p.heads + slots - 1) / std::max(slots, 1));
+}
+
+int64_t q_k_blocks(const GemmQParams& p) {
+  return (as_3d(p.x, "x").cols + kTileK - 1) / kTileK;
+}
+
+// Dense lists: the items of the dense index without the split (halves of the last round's
+// groups where last_round_split takes them).
+int64_t q_dense_items(const GemmQParams& p, int64_t groups) {
+  const int32_t slots = kTileN / std::max(p.head_dim, 1);
+  if (p.heads % std::max(slots, 1) != 0) return groups;
+  const int32_t from = gemm::last_round_split(static_cast<int32_t>(groups), 0, slots,
+                                              static_cast<int32_t>(sm_count()));
+  return groups + (groups - from);
+}
+
+LaunchShape q_launch_shape(const GemmQParams& p) {
+  if (p.symbols != nullptr) {
+    const int64_t items = q_max_items(p);
+    return launch_shape(GemmMode::kQ, items, items, false, q_k_blocks(p),
+                        gemm::plan_workspace_bytes(items));
+  }
+  const int64_t groups = q_groups(p);
+  return launch_shape(GemmMode::kQ, groups, q_dense_items(p, groups), true, q_k_blocks(p), 0);
+}
+
+// gemm_o_workspace_size serves update and dispatch alike: it takes dispatch's (the larger).
+LaunchShape o_launch_shape(const GemmOParams& p, GemmMode mode) {
+  const Operand3 a = as_3d(p.a, "a");
+  const int64_t entries = o_max_entries(p);
+  const int64_t tiles = entries * ((as_3d(p.weight, "weight").rows + kTileN - 1) / kTileN);
+  const int64_t k_blocks = (a.cols + kTileK - 1) / kTileK;  // heads and extra columns
+  const bool planner = p.symbols != nullptr;
+  return launch_shape(mode, tiles, tiles, !planner, k_blocks,
+                      planner ? gemm::plan_workspace_bytes(entries) : 0);
 }
 
 void check_workspace(const void* workspace, std::size_t bytes, std::size_t needed) {
@@ -219,6 +315,7 @@ void run_gemm_o(const GemmOParams& p, GemmMode mode, void* workspace, std::size_
   const std::size_t needed = gemm_o_workspace_size(p);
   check_workspace(workspace, workspace_bytes, needed);
   if (a.rows == 0 || w.rows == 0) return;
+  const LaunchShape shape = o_launch_shape(p, mode);
   auto stream = static_cast<cudaStream_t>(stream_ptr);
   const RowTiling r = row_tiling(a.rows, p.row_offset, p.symbols);
 
@@ -255,14 +352,13 @@ void run_gemm_o(const GemmOParams& p, GemmMode mode, void* workspace, std::size_
   maps.b = make_tensor_map(p.weight.data, 2, 1, w.rows, w.cols, w.row_stride, 0, 128, kTileK);
   maps.cache = store_map(p.cache, cache);
   maps.out = cache_only ? maps.cache : store_map(p.out, out);
-  launch(kp, pp, p.symbols, p.a.dtype, maps, workspace, stream);
+  launch(kp, pp, p.symbols, p.a.dtype, maps, shape, workspace, stream);
 }
 
 }  // namespace
 
 std::size_t gemm_q_workspace_size(const GemmQParams& p) {
-  if (p.symbols == nullptr) return 0;
-  return gemm::plan_workspace_bytes(q_max_items(p));
+  return q_launch_shape(p).bytes;
 }
 
 void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, void* stream_ptr) {
@@ -287,6 +383,7 @@ void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, 
   const std::size_t needed = gemm_q_workspace_size(p);
   check_workspace(workspace, workspace_bytes, needed);
   if (x.rows == 0) return;
+  const LaunchShape shape = q_launch_shape(p);
   auto stream = static_cast<cudaStream_t>(stream_ptr);
   const RowTiling r = row_tiling(x.rows, p.row_offset, p.symbols);
 
@@ -305,7 +402,7 @@ void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, 
   if (p.symbols == nullptr) {
     const int32_t groups = kp.batch * kp.row_tiles * ((p.heads + kp.slots - 1) / kp.slots);
     kp.split_from =
-        p.heads % kp.slots == 0
+        p.heads % kp.slots == 0 && !shape.split
             ? gemm::last_round_split(groups, 0, kp.slots, static_cast<int32_t>(sm_count()))
             : groups;
     kp.dense_items = groups + (groups - kp.split_from);
@@ -324,12 +421,11 @@ void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, 
       make_tensor_map(p.weight.data, 2, 1, w.rows, w.cols, w.row_stride, 0, p.head_dim, kTileK);
   maps.out = store_map(p.out, out);
   maps.cache = maps.out;
-  launch(kp, pp, p.symbols, p.x.dtype, maps, workspace, stream);
+  launch(kp, pp, p.symbols, p.x.dtype, maps, shape, workspace, stream);
 }
 
 std::size_t gemm_o_workspace_size(const GemmOParams& p) {
-  if (p.symbols == nullptr) return 0;
-  return gemm::plan_workspace_bytes(o_max_entries(p));
+  return o_launch_shape(p, GemmMode::kODispatch).bytes;
 }
 
 void gemm_o_update(const GemmOParams& p, void* workspace, std::size_t workspace_bytes,

@@ -38,6 +38,17 @@ inline constexpr int kPlannerThreads = 1024;
 inline constexpr int kMaxHeads = 64;
 // Counting-sort buckets of the GEMM-O planner: cost = k-blocks of a row block (<= 64 * 4 + extra).
 inline constexpr int kMaxPlanCost = 1023;
+// Last-round K split (GEMM-Q, GEMM-O dispatch; last_round_k_parts): a tile of the last round is
+// cut into up to kMaxSplitK ranges of at least kMinSplitKBlocks k-blocks each. Measured on the
+// H100 (gemm_notes.md, session 6): a round of split parts costs ~12-15 us beyond its k-blocks
+// (~0.8 us each at full rate): the fp32 partials through L2, the owner's wait and adds, a colder
+// pipeline. With 16-k-block parts (K = 3072 in 3) that made the last round no shorter than its
+// 128-column halves (dense gemm_q M = 4608 within 2 %, density 0.1 16 % slower), while K = 15360
+// in 3 parts of 80 was 3-7 % faster. So a part takes >= 40 k-blocks (~32 us), and a launch
+// splits only when its tiles reach 2 x 40 k-blocks (K >= 5120); shorter ones keep the halves.
+inline constexpr int kMaxSplitK = 4;
+inline constexpr int kMinSplitKBlocks = 40;
+inline constexpr int kPartialFloats = kTileM * kTileN;  // one fp32 tile: 128 KB
 
 enum class GemmMode : int32_t { kQ = 0, kOUpdate = 1, kODispatch = 2 };
 
@@ -73,6 +84,12 @@ struct GemmKernelParams {
   const int32_t* item_count = nullptr;  // device count (GEMM-Q items / GEMM-O row entries)
   int32_t cache_only = 0;       // GEMM-O update with no out: reduce and store the cache C only
   int32_t stages = kMaxStages;  // ring length: 4, or 3 with the one-pass epilogue (launcher)
+  // Last-round K split (GEMM-Q, GEMM-O dispatch): on when split_k; split_flags (one int32 per
+  // split tile, zeroed before the kernel by the planner or a memset) count the partials stored in
+  // split_partials (kPartialFloats each) by the tiles' non-owner parts.
+  int32_t split_k = 0;
+  int32_t* split_flags = nullptr;
+  float* split_partials = nullptr;
   // Epilogue (strides in elements; batch stride unused when batch == 1).
   void* out = nullptr;
   int64_t out_row_stride = 0, out_batch_stride = 0;
@@ -90,9 +107,11 @@ struct GemmPlanParams {
   int32_t row_tiles = 0, block_q = 0, chunks_per_block = 1, first_block = 0, row_offset = 0;
   int32_t k_blocks_per_head = 0, extra_k_blocks = 0;
   int32_t cache_only = 0;
-  int32_t ctas = 0;  // SMs the persistent kernel may use (GEMM-Q's last-round split)
+  int32_t ctas = 0;  // SMs the persistent kernel may use (GEMM-Q's last-round halves; 0: none)
   int4* items = nullptr;
   int32_t* item_count = nullptr;
+  int32_t* split_flags = nullptr;  // zeroed by the planner (GemmKernelParams::split_flags)
+  int32_t split_flag_count = 0;
 };
 
 // The last round of a persistent item list (GEMM-Q groups of heads, GEMM-O column tiles). The
@@ -110,9 +129,30 @@ __host__ __device__ inline int32_t last_round_split(int32_t full, int32_t partia
   return full - rest;
 }
 
-// Workspace: [count int32, padded to 256 B][items int4 x max_items].
+// Parts per tile of the last round when the K split is on: a list of `tiles` on `ctas`
+// persistent CTAs leaves a last round of rest = tiles % ctas tiles; each is cut into
+// parts = min(kMaxSplitK, ctas / rest) K ranges (1: no split), so the last round still fits one
+// round of CTAs, all resident together (an owner part waits for the others' partials). Dense
+// M = 4608, N = 3072 (432 tiles on 132 SMs: 3 rounds + 36): 3 parts of 16 k-blocks at K = 3072,
+// the last round ~0.36 tile time + the partial sums where its halves took ~0.8 (gemm_notes.md).
+// Partials: rest x (parts - 1) < ctas tiles of 128 KB, 9.4 MB there, held in L2.
+__host__ __device__ inline int32_t last_round_k_parts(int32_t tiles, int32_t ctas) {
+  const int32_t rest = ctas > 0 ? tiles % ctas : 0;
+  if (rest == 0) return 1;
+  const int32_t parts = ctas / rest;
+  return parts < kMaxSplitK ? parts : kMaxSplitK;
+}
+
+// Workspace: [count int32, padded to 256 B][items int4 x max_items] when a planner runs, then
+// the K split's [flags int32 x ctas, padded to 256 B][partials fp32 x kPartialFloats x ctas].
 inline std::size_t plan_workspace_bytes(int64_t max_items) {
   return 256 + static_cast<std::size_t>(max_items) * sizeof(int4);
+}
+inline std::size_t split_flags_bytes(int32_t ctas) {
+  return (static_cast<std::size_t>(ctas) * sizeof(int32_t) + 255) / 256 * 256;
+}
+inline std::size_t split_workspace_bytes(int32_t ctas) {
+  return split_flags_bytes(ctas) + static_cast<std::size_t>(ctas) * kPartialFloats * sizeof(float);
 }
 
 // Launches (on `stream`, no host synchronisation). The kernel is launched with programmatic

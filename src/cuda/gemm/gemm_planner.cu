@@ -39,6 +39,11 @@ __global__ void __launch_bounds__(kPlannerThreads, 1) gemm_planner_kernel(const 
   // Let the GEMM kernel start its prologue (barriers, tensor-map prefetch) while we plan; it
   // waits (griddepcontrol.wait) for this grid's completion before reading the list.
   hopper::grid_launch_dependents();
+  // The K split's flags start at zero in every call (the GEMM kernel waits for this grid).
+  for (int32_t i = static_cast<int32_t>(threadIdx.x); i < p.split_flag_count;
+       i += kPlannerThreads) {
+    p.split_flags[i] = 0;
+  }
   const int32_t candidates = p.batch * p.row_tiles;
   if (p.mode == GemmMode::kQ) {
     // Whole groups (all `slots` heads) first, then the at most one partial group per row tile

@@ -32,29 +32,31 @@ __device__ __forceinline__ void producer_loop(const GemmKernelParams& p, const C
   const uint32_t b_box_bytes = static_cast<uint32_t>(p.b_box_rows) * kTileK * 2;
   for (int32_t k = round_item(0); k < list.count; k = next_round_item(k)) {
     const Tile t = get_tile(p, list, k);
+    if (t.idle) continue;
     // GEMM-Q loads one weight box per used head slot; GEMM-O one per 128 output columns.
     const int32_t boxes = p.mode == GemmMode::kQ ? t.slots : t.n_width / p.b_box_rows;
     const uint32_t bytes = kBytesA + boxes * b_box_bytes;
     // A 16-bit cache in the 3-stage kernel comes by TMA into the staging buffers instead
     // (cache_staged).
-    if (p.mode == GemmMode::kODispatch && (p.cache_fp32 || Smem::kEpilogueBoxes < 4)) {
+    if (p.mode == GemmMode::kODispatch && split_part(t.split) == 0 &&
+        (p.cache_fp32 || Smem::kEpilogueBoxes < 4)) {
       prefetch_cache_tile(p, t);
     }
     for_each_k_block(p, t, [&](int32_t k_col) {
-      hopper::mbar_wait(&smem.empty[state.stage], state.phase ^ 1);
-      hopper::mbar_arrive_expect_tx(&smem.full[state.stage], bytes);
-      uint8_t* a_dst = smem.a[state.stage];
+      hopper::mbar_wait(&smem.empty[state.stage()], state.phase() ^ 1);
+      hopper::mbar_arrive_expect_tx(&smem.full[state.stage()], bytes);
+      uint8_t* a_dst = smem.a[state.stage()];
       if (p.batch > 1) {
-        hopper::tma_load_3d(a_dst, a_map, &smem.full[state.stage], k_col, t.m0, t.b);
+        hopper::tma_load_3d(a_dst, a_map, &smem.full[state.stage()], k_col, t.m0, t.b);
       } else {
-        hopper::tma_load_2d(a_dst, a_map, &smem.full[state.stage], k_col, t.m0);
+        hopper::tma_load_2d(a_dst, a_map, &smem.full[state.stage()], k_col, t.m0);
       }
       for (int32_t box = 0; box < boxes; ++box) {
         const int32_t row = p.mode == GemmMode::kQ
                                 ? static_cast<int32_t>((t.heads >> (8 * box)) & 0xffu) * p.head_dim
                                 : t.n0 + box * p.b_box_rows;
-        hopper::tma_load_2d(smem.b[state.stage] + box * b_box_bytes, b_map, &smem.full[state.stage],
-                            k_col, row);
+        hopper::tma_load_2d(smem.b[state.stage()] + box * b_box_bytes, b_map,
+                            &smem.full[state.stage()], k_col, row);
       }
       state.advance();
     });

@@ -18,8 +18,28 @@ struct Tile {
   int32_t slots = 0;         // GEMM-Q: slots in use
   uint64_t active = 0;       // GEMM-O: active heads
   int32_t phase1 = 0;        // k-blocks reduced before the cache is stored (update only)
-  int32_t phase2 = 0;        // k-blocks reduced after it (or all of them)
+  int32_t phase2 = 0;        // k-blocks reduced after it (or all of them; a part's range)
+  // Last-round K split (split_tile): this unit reduces k-blocks [k_begin, k_begin + phase2) of
+  // the tile's sequence. `split` packs ((flag index + 1) << 4 | part << 2 | parts - 1), or is 0
+  // when the tile is not split: part 0 owns the tile (waits for the other parts' partials, stores),
+  // parts > 0 store an fp32 partial and count it in the flag; idle units do nothing. One packed
+  // register: the consumers keep it live across the mainloop, where 4 separate fields pushed
+  // ptxas (13.0) past the 168-register limit (spills, serialised wgmma).
+  int32_t k_begin = 0;
+  int32_t split = 0;
+  bool idle = false;
 };
+
+__device__ __forceinline__ int32_t split_flag(int32_t code) {
+  return (code >> 4) - 1;
+}
+__device__ __forceinline__ int32_t split_part(int32_t code) {
+  return (code >> 2) & 3;
+}
+__device__ __forceinline__ int32_t split_parts(int32_t code) {
+  return (code & 3) + 1;
+}
+static_assert(kMaxSplitK <= 4, "split codes hold a part in 2 bits");
 
 __device__ __forceinline__ uint64_t all_heads(int32_t heads) {
   return heads >= 64 ? ~0ull : (1ull << heads) - 1;
@@ -30,21 +50,56 @@ __device__ __forceinline__ uint64_t all_heads(int32_t heads) {
 // o_split_from on are the 128-column halves of tiles o_split_from, o_split_from + 1, ... (the
 // same last-round rule as GEMM-Q, with this launch's grid; M = 4608, N = 3072: 432 tiles =
 // 3 rounds + 36 on 132 CTAs, whose 72 halves end the 4th round at about half a tile).
+// With the K split (GEMM-Q, GEMM-O dispatch), the last round's tiles k_split_from, ... each
+// become k_parts consecutive units instead (last_round_k_parts); update keeps the halves.
+// Two registers, as before the split: the consumers keep the list live across every mainloop.
 struct ItemList {
   int32_t count = 0;
-  int32_t o_split_from = 0;
+  int32_t packed = 0;  // split_from | (k_parts - 1) << 28
+  __device__ __forceinline__ int32_t split_from() const { return packed & 0x0fffffff; }
+  // > 1: the K split from split_from on; 1: GEMM-O halves from split_from on (if any)
+  __device__ __forceinline__ int32_t k_parts() const { return (packed >> 28) + 1; }
 };
 
 __device__ __forceinline__ ItemList item_list(const GemmKernelParams& p) {
   ItemList list;
+  const int32_t ctas = static_cast<int32_t>(gridDim.x);
+  int32_t tiles = 0;
   if (p.mode == GemmMode::kQ) {
-    list.count = p.items == nullptr ? p.dense_items : *p.item_count;
+    tiles = p.items == nullptr ? p.dense_items : *p.item_count;
+  } else {
+    tiles = p.items == nullptr ? p.dense_items : *p.item_count * p.n_tiles;
+  }
+  list.count = list.packed = tiles;
+  if (p.split_k && p.mode != GemmMode::kOUpdate) {
+    const int32_t parts = last_round_k_parts(tiles, ctas);
+    if (parts > 1) {
+      const int32_t from = tiles - tiles % ctas;
+      list.packed = from | (parts - 1) << 28;
+      list.count = tiles + (tiles - from) * (parts - 1);
+    }
     return list;
   }
-  const int32_t tiles = (p.items == nullptr ? p.dense_items : *p.item_count * p.n_tiles);
-  list.o_split_from = last_round_split(tiles, 0, 2, static_cast<int32_t>(gridDim.x));
-  list.count = tiles + (tiles - list.o_split_from);
+  if (p.mode == GemmMode::kQ) return list;  // halves, if any, are in the list already
+  list.packed = last_round_split(tiles, 0, 2, ctas);
+  list.count = tiles + (tiles - list.packed);
   return list;
+}
+
+// Unit `part` of split tile `split` whose sequence has t.phase2 k-blocks: the tile runs in
+// e = min(parts, phase2 / kMinSplitKBlocks) (at least 1) equal ranges; parts from e on are idle.
+__device__ __forceinline__ void split_tile(Tile& t, int32_t split, int32_t part, int32_t parts) {
+  const int32_t total = t.phase2;
+  const int32_t e = max(1, min(parts, total / kMinSplitKBlocks));
+  if (part >= e) {
+    t.idle = true;
+    t.phase2 = 0;
+    return;
+  }
+  if (e == 1) return;  // too short to split: part 0 runs it whole
+  t.k_begin = total * part / e;
+  t.phase2 = total * (part + 1) / e - t.k_begin;
+  t.split = (split + 1) << 4 | part << 2 | (e - 1);
 }
 
 // This CTA's item of round r. The list runs longest first (planner) and the CTAs take one item
@@ -56,6 +111,12 @@ __device__ __forceinline__ int32_t round_item(int32_t r) {
   const int32_t g = static_cast<int32_t>(gridDim.x), c = static_cast<int32_t>(blockIdx.x);
   return r * g + ((r & 1) ? g - 1 - c : c);
 }
+// The CTA that runs item k (round_item inverted). A K-split part stores its partial in the slot
+// of its CTA, so the owner finds part q of its tile (item k + q) without the list's layout.
+__device__ __forceinline__ int32_t item_cta(int32_t k) {
+  const int32_t g = static_cast<int32_t>(gridDim.x), r = k / g, pos = k - r * g;
+  return (r & 1) ? g - 1 - pos : pos;
+}
 // The item after k (k's round is k / G): no round counter stays live across the tile, which
 // cost the consumers a register spill.
 __device__ __forceinline__ int32_t next_round_item(int32_t k) {
@@ -65,6 +126,13 @@ __device__ __forceinline__ int32_t next_round_item(int32_t k) {
 __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, const ItemList& list,
                                          int32_t k) {
   Tile t;
+  int32_t split = -1, part = 0;
+  const int32_t from = list.split_from(), parts = list.k_parts();
+  if (parts > 1 && k >= from) {
+    split = (k - from) / parts;
+    part = (k - from) % parts;
+    k = from + split;
+  }
   const int32_t kb_per_head = p.head_dim / kTileK;
   if (p.mode == GemmMode::kQ) {
     if (p.items != nullptr) {
@@ -94,12 +162,13 @@ __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, const ItemLi
       }
     }
     t.phase2 = p.k_blocks;
+    if (split >= 0) split_tile(t, split, part, parts);
     return t;
   }
   int32_t tile = k;
-  if (k >= list.o_split_from) {
-    const int32_t j = k - list.o_split_from;
-    tile = list.o_split_from + j / 2;
+  if (parts == 1 && k >= from) {
+    const int32_t j = k - from;
+    tile = from + j / 2;
     t.n_width = kTileN / 2;
     t.n0 = (j % 2) * (kTileN / 2);
   }
@@ -119,30 +188,38 @@ __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, const ItemLi
   const int32_t active = __popcll(t.active);
   t.phase1 = p.mode == GemmMode::kOUpdate ? (p.heads - active) * kb_per_head : 0;
   t.phase2 = p.cache_only ? 0 : active * kb_per_head + p.extra_k_blocks;
+  if (split >= 0) split_tile(t, split, part, parts);
   return t;
 }
 
-// Calls f(k_col) for every k-block of the tile in pipeline order: GEMM-Q all of K; GEMM-O update
-// the cached heads, then the active heads and the extra columns (cache only: the cached heads
-// alone); dispatch the active heads and the extra columns.
+// Calls f(k_col) for the k-blocks [k_begin, k_begin + phase1 + phase2) of the tile's sequence, in
+// pipeline order: GEMM-Q all of K; GEMM-O update the cached heads, then the active heads and the
+// extra columns (cache only: the cached heads alone); dispatch the active heads and the extra
+// columns. Only a K-split part starts past 0.
 template <typename F>
 __device__ __forceinline__ void for_each_k_block(const GemmKernelParams& p, const Tile& t, F&& f) {
+  const int32_t begin = t.k_begin, end = t.k_begin + t.phase1 + t.phase2;
   if (p.mode == GemmMode::kQ) {
-    for (int32_t kb = 0; kb < p.k_blocks; ++kb) f(kb * kTileK);
+    for (int32_t kb = begin; kb < end; ++kb) f(kb * kTileK);
     return;
   }
   const int32_t kb_per_head = p.head_dim / kTileK;
+  int32_t index = 0;  // position in the sequence
   auto heads = [&](uint64_t mask) {
-    while (mask != 0) {
+    while (mask != 0 && index < end) {
       const int32_t h = __ffsll(static_cast<long long>(mask)) - 1;
       mask &= mask - 1;
-      for (int32_t s = 0; s < kb_per_head; ++s) f(h * p.head_dim + s * kTileK);
+      for (int32_t s = 0; s < kb_per_head; ++s, ++index) {
+        if (index >= begin && index < end) f(h * p.head_dim + s * kTileK);
+      }
     }
   };
   if (p.mode == GemmMode::kOUpdate) heads(all_heads(p.heads) & ~t.active);
   if (p.cache_only) return;
   heads(t.active);
-  for (int32_t e = 0; e < p.extra_k_blocks; ++e) f(p.heads * p.head_dim + e * kTileK);
+  for (int32_t e = max(begin - index, 0); e < p.extra_k_blocks && index + e < end; ++e) {
+    f(p.heads * p.head_dim + e * kTileK);
+  }
 }
 
 }  // namespace flashomni::cuda::gemm

@@ -22,9 +22,10 @@ struct alignas(1024) GemmSharedStorage {
   alignas(1024) uint8_t a[kStages][kTileM * kTileK * 2];
   alignas(1024) uint8_t b[kStages][kTileN * kTileK * 2];
   alignas(1024) uint8_t epilogue[2][kEpilogueBoxes * kEpilogueBoxBytes];
-  uint64_t full[kStages];   // TMA bytes landed (1 arrival + transaction count)
-  uint64_t empty[kStages];  // both consumer warpgroups done reading (2 arrivals)
-  uint64_t cache_full[2];   // a consumer's 16-bit cache tile landed in its staging buffer
+  uint64_t full[kStages];    // TMA bytes landed (1 arrival + transaction count)
+  uint64_t empty[kStages];   // both consumer warpgroups done reading (2 arrivals)
+  uint64_t cache_full[2];    // a consumer's 16-bit cache tile landed in its staging buffer
+  uint64_t partial_full[2];  // a K-split partial landed in the ring (gemm_split.cuh)
 };
 
 template <int kStages>
@@ -33,15 +34,16 @@ inline constexpr std::size_t kSmemBytes = sizeof(GemmSharedStorage<kStages>) +
 static_assert(kSmemBytes<kMaxStages> <= 227 * 1024, "exceeds the sm_90 shared memory per block");
 static_assert(kSmemBytes<kMaxStages - 1> <= 227 * 1024, "exceeds the sm_90 shared memory");
 
+// The ring position in one register (stage in the low bits, the phase parity in bit 8): the
+// consumers keep it live across every tile next to the 128 accumulators, where two registers
+// made ptxas (13.0) spill one value of the K-split paths.
 template <int kStages>
 struct PipelineState {
-  int32_t stage = 0;
-  uint32_t phase = 0;
+  uint32_t bits = 0;
+  __device__ __forceinline__ int32_t stage() const { return static_cast<int32_t>(bits & 0xffu); }
+  __device__ __forceinline__ uint32_t phase() const { return bits >> 8; }
   __device__ __forceinline__ void advance() {
-    if (++stage == kStages) {
-      stage = 0;
-      phase ^= 1;
-    }
+    bits = (bits & 0xffu) + 1 == kStages ? (bits & ~0xffu) ^ 0x100u : bits + 1;
   }
 };
 

@@ -1,0 +1,98 @@
+// FlashOmni CUDA layer (GEMM): the last-round K split's partial sums (last_round_k_parts). A part
+// past the first stores its warpgroups' fp32 fragments in its CTA's workspace slot and counts them
+// in the tile's flag; the owner (part 0, item k; part q is item k + q) waits until every part has
+// counted, then adds the partials in part order (deterministic) before its epilogue.
+#pragma once
+
+#include "cuda/common/hopper.cuh"
+#include "cuda/gemm/gemm_scheduler.cuh"
+#include "cuda/gemm/gemm_smem.cuh"
+
+namespace flashomni::cuda::gemm {
+
+// Slots: one per CTA (a part's CTA runs no other unit of the last round). Warpgroup-major: the
+// warpgroup's kN / 2 values per thread are kN / 8 float4 rows of its 128 threads, so thread c's
+// q-th float4 is at q * 128 + c of the warpgroup's kN * 256 bytes (a warp's 16-byte accesses
+// cover 512 contiguous bytes) and the owner copies a warpgroup's part in one bulk load.
+template <int kN>
+__device__ __forceinline__ float4* partial_base(const GemmKernelParams& p, int32_t slot,
+                                                int32_t warpgroup) {
+  return reinterpret_cast<float4*>(p.split_partials + static_cast<int64_t>(slot) * kPartialFloats) +
+         warpgroup * (kN / 8) * 128;
+}
+
+__device__ __forceinline__ void red_release_add(int32_t* flag, int32_t v) {
+  asm volatile("red.release.gpu.global.add.s32 [%0], %1;" ::"l"(flag), "r"(v) : "memory");
+}
+__device__ __forceinline__ int32_t ld_acquire(const int32_t* flag) {
+  int32_t v;
+  asm volatile("ld.acquire.gpu.global.s32 %0, [%1];" : "=r"(v) : "l"(flag) : "memory");
+  return v;
+}
+__device__ __forceinline__ float4 ld_shared_f4(const void* p) {
+  float4 v;
+  asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];"
+               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+               : "r"(hopper::smem_addr(p)));
+  return v;
+}
+
+// A non-owner part: the warpgroup's kN / 2 accumulators to its CTA's slot (L2 only: another SM
+// reads them), then one count per warpgroup once all 128 threads' stores are visible GPU-wide.
+template <int kN>
+__device__ __forceinline__ void store_partial(const float (&acc)[128], const GemmKernelParams& p,
+                                              int32_t split, int32_t warpgroup) {
+  float4* dst =
+      partial_base<kN>(p, static_cast<int32_t>(blockIdx.x), warpgroup) + threadIdx.x % 128;
+#pragma unroll
+  for (int q = 0; q < kN / 8; ++q) {
+    __stcg(dst + q * 128, make_float4(acc[4 * q], acc[4 * q + 1], acc[4 * q + 2], acc[4 * q + 3]));
+  }
+  __threadfence();
+  hopper::named_barrier_sync(1 + warpgroup, 128);
+  if (threadIdx.x % 128 == 0) red_release_add(p.split_flags + split_flag(split), 1);
+}
+
+// The owner: waits for both warpgroups of every other part (2 (parts - 1) counts), then adds their
+// partials in part order. Register loads could keep only a few KB in flight next to the 128
+// accumulators (a first version read 256 KB of partials in ~20 us, slower than the K range it
+// saved), so each warpgroup bulk-copies its 64 KB (kN = 256) into the ring and adds from shared
+// memory. The ring is free: the split units are their CTAs' last, so the producer loads nothing
+// more, and both warpgroups pass a barrier after their last wgmma read it first.
+template <int kN, typename Smem>
+__device__ __forceinline__ void add_partials(float (&acc)[128], const GemmKernelParams& p,
+                                             int32_t split, int32_t k, int32_t warpgroup,
+                                             Smem& smem) {
+  constexpr uint32_t kBytes = kN * 256;  // the warpgroup's 64 x kN fp32 fragment
+  static_assert(2 * kTileN * 256 <= sizeof(smem.a) + sizeof(smem.b), "two fragments in the ring");
+  hopper::named_barrier_sync(3, 256);  // both warpgroups' last wgmma have read the ring
+  if (threadIdx.x % 128 == 0) {
+    while (ld_acquire(p.split_flags + split_flag(split)) < 2 * (split_parts(split) - 1)) {
+      __nanosleep(32);
+    }
+    hopper::fence_proxy_async_global();
+  }
+  for (int32_t part = 1; part < split_parts(split); ++part) {
+    uint8_t* ring = smem.a[0] + warpgroup * kBytes;
+    if (threadIdx.x % 128 == 0) {
+      hopper::mbar_arrive_expect_tx(&smem.partial_full[warpgroup], kBytes);
+      hopper::bulk_load(ring, partial_base<kN>(p, item_cta(k + part), warpgroup), kBytes,
+                        &smem.partial_full[warpgroup]);
+    }
+    // Phases 0, 1, 0: the barrier's only uses in the kernel are this CTA's last unit.
+    hopper::mbar_wait(&smem.partial_full[warpgroup], (part - 1) & 1);
+    const uint8_t* src = ring + (threadIdx.x % 128) * 16;
+#pragma unroll
+    for (int q = 0; q < kN / 8; ++q) {
+      const float4 v = ld_shared_f4(src + q * 128 * 16);
+      acc[4 * q] += v.x;
+      acc[4 * q + 1] += v.y;
+      acc[4 * q + 2] += v.z;
+      acc[4 * q + 3] += v.w;
+    }
+    // Every thread has read this part before the next bulk load overwrites it.
+    hopper::named_barrier_sync(1 + warpgroup, 128);
+  }
+}
+
+}  // namespace flashomni::cuda::gemm
