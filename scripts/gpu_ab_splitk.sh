@@ -21,7 +21,7 @@ if [ "${MEMCHECK:-1}" = 1 ]; then
     > "$OUT/memcheck_gemm_quick.log" 2>&1 || rc=1
   tail -4 "$OUT/memcheck_gemm_quick.log"
 fi
-for run in ${RUNS:-1 2}; do
+for run in ${RUNS-1 2}; do
   for arm in new nosplit old; do
     lib=$NEW split=1
     [ "$arm" = nosplit ] && split=0

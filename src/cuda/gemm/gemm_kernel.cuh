@@ -28,10 +28,10 @@ __device__ __forceinline__ void consume_o_tile(
     const CUtensorMap* out_map, const CUtensorMap* cache_map, Smem& smem,
     PipelineState<Smem::kStages>& state, uint32_t& cache_phase, int32_t warpgroup, int32_t k) {
   constexpr int kBoxes = Smem::kEpilogueBoxes;
-  // A dispatch part past the first of a K-split tile (split_tile) reduces its range from zero
+  // A dispatch part of a K-split tile other than its owner (split_tile) reduces its range from zero
   // into an fp32 partial; the owner adds the partials before its epilogue. Both go through the
   // one second chain below (a third chain risks ptxas's wgmma serialisation, C7511).
-  const bool partial = split_part(t.split) > 0;
+  const bool partial = split_partial(t.split);
   const bool staged = !partial && cache_staged<Smem>(p, t, warpgroup);
   const bool leader = threadIdx.x % 128 == 0;
   float acc[128];
@@ -109,7 +109,7 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const C
     if (p.mode == GemmMode::kQ) {
       // One 128-column head (or two of 64) fill only half of the tile: use m64n128 wgmma.
       if (t.slots * p.head_dim <= 128) {
-        const bool partial = split_part(t.split) > 0;
+        const bool partial = split_partial(t.split);
         float acc[128];
         if (partial) {
           zero_fill<128 / 2>(acc);
@@ -126,7 +126,7 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const C
                                                   static_cast<T*>(p.out), p.out_row_stride,
                                                   p.out_batch_stride);
       } else {
-        const bool partial = split_part(t.split) > 0;
+        const bool partial = split_partial(t.split);
         float acc[128];
         if (partial) {
           zero_fill<256 / 2>(acc);

@@ -38,7 +38,7 @@ __device__ __forceinline__ void producer_loop(const GemmKernelParams& p, const C
     const uint32_t bytes = kBytesA + boxes * b_box_bytes;
     // A 16-bit cache in the 3-stage kernel comes by TMA into the staging buffers instead
     // (cache_staged).
-    if (p.mode == GemmMode::kODispatch && split_part(t.split) == 0 &&
+    if (p.mode == GemmMode::kODispatch && !split_partial(t.split) &&
         (p.cache_fp32 || Smem::kEpilogueBoxes < 4)) {
       prefetch_cache_tile(p, t);
     }

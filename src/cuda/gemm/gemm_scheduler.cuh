@@ -20,18 +20,22 @@ struct Tile {
   int32_t phase1 = 0;        // k-blocks reduced before the cache is stored (update only)
   int32_t phase2 = 0;        // k-blocks reduced after it (or all of them; a part's range)
   // Last-round K split (split_tile): this unit reduces k-blocks [k_begin, k_begin + phase2) of
-  // the tile's sequence. `split` packs ((flag index + 1) << 4 | part << 2 | parts - 1), or is 0
-  // when the tile is not split: part 0 owns the tile (waits for the other parts' partials, stores),
-  // parts > 0 store an fp32 partial and count it in the flag; idle units do nothing. One packed
-  // register: the consumers keep it live across the mainloop, where 4 separate fields pushed
-  // ptxas (13.0) past the 168-register limit (spills, serialised wgmma).
+  // the tile's sequence. `split` packs ((flag index + 1) << 5 | owner << 4 | part << 2 |
+  // parts - 1), or is 0 when the tile is not split. The owner waits for the other parts'
+  // partials, adds them and stores; the others store an fp32 partial and count it in the flag;
+  // idle units do nothing. One packed register: the consumers keep it live across the mainloop,
+  // where 4 separate fields pushed ptxas (13.0) past the 168-register limit (spills, serialised
+  // wgmma).
   int32_t k_begin = 0;
   int32_t split = 0;
   bool idle = false;
 };
 
 __device__ __forceinline__ int32_t split_flag(int32_t code) {
-  return (code >> 4) - 1;
+  return (code >> 5) - 1;
+}
+__device__ __forceinline__ bool split_partial(int32_t code) {
+  return code != 0 && !(code & 16);
 }
 __device__ __forceinline__ int32_t split_part(int32_t code) {
   return (code >> 2) & 3;
@@ -88,7 +92,11 @@ __device__ __forceinline__ ItemList item_list(const GemmKernelParams& p) {
 
 // Unit `part` of split tile `split` whose sequence has t.phase2 k-blocks: the tile runs in
 // e = min(parts, phase2 / kMinSplitKBlocks) (at least 1) equal ranges; parts from e on are idle.
-__device__ __forceinline__ void split_tile(Tile& t, int32_t split, int32_t part, int32_t parts) {
+// The owner is the part on the highest-numbered CTA (the last one in an even round, the first in
+// an odd one, round_item's snake): CTAs are dispatched in index order, so a waiting owner's other
+// parts are already resident, even when another kernel holds SMs (no deadlock).
+__device__ __forceinline__ void split_tile(Tile& t, int32_t split, int32_t part, int32_t parts,
+                                           bool odd_round) {
   const int32_t total = t.phase2;
   const int32_t e = max(1, min(parts, total / kMinSplitKBlocks));
   if (part >= e) {
@@ -99,7 +107,8 @@ __device__ __forceinline__ void split_tile(Tile& t, int32_t split, int32_t part,
   if (e == 1) return;  // too short to split: part 0 runs it whole
   t.k_begin = total * part / e;
   t.phase2 = total * (part + 1) / e - t.k_begin;
-  t.split = (split + 1) << 4 | part << 2 | (e - 1);
+  const int32_t owner = part == (odd_round ? 0 : e - 1) ? 1 : 0;
+  t.split = (split + 1) << 5 | owner << 4 | part << 2 | (e - 1);
 }
 
 // This CTA's item of round r. The list runs longest first (planner) and the CTAs take one item
@@ -111,6 +120,7 @@ __device__ __forceinline__ int32_t round_item(int32_t r) {
   const int32_t g = static_cast<int32_t>(gridDim.x), c = static_cast<int32_t>(blockIdx.x);
   return r * g + ((r & 1) ? g - 1 - c : c);
 }
+
 // The CTA that runs item k (round_item inverted). A K-split part stores its partial in the slot
 // of its CTA, so the owner finds part q of its tile (item k + q) without the list's layout.
 __device__ __forceinline__ int32_t item_cta(int32_t k) {
@@ -128,7 +138,10 @@ __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, const ItemLi
   Tile t;
   int32_t split = -1, part = 0;
   const int32_t from = list.split_from(), parts = list.k_parts();
+  bool odd_round = false;
   if (parts > 1 && k >= from) {
+    // The split units are exactly the round that starts at `from` (a multiple of the grid).
+    odd_round = (from / static_cast<int32_t>(gridDim.x)) & 1;
     split = (k - from) / parts;
     part = (k - from) % parts;
     k = from + split;
@@ -162,7 +175,7 @@ __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, const ItemLi
       }
     }
     t.phase2 = p.k_blocks;
-    if (split >= 0) split_tile(t, split, part, parts);
+    if (split >= 0) split_tile(t, split, part, parts, odd_round);
     return t;
   }
   int32_t tile = k;
@@ -188,7 +201,7 @@ __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, const ItemLi
   const int32_t active = __popcll(t.active);
   t.phase1 = p.mode == GemmMode::kOUpdate ? (p.heads - active) * kb_per_head : 0;
   t.phase2 = p.cache_only ? 0 : active * kb_per_head + p.extra_k_blocks;
-  if (split >= 0) split_tile(t, split, part, parts);
+  if (split >= 0) split_tile(t, split, part, parts, odd_round);
   return t;
 }
 

@@ -1,7 +1,7 @@
 // FlashOmni CUDA layer (GEMM): the last-round K split's partial sums (last_round_k_parts). A part
-// past the first stores its warpgroups' fp32 fragments in its CTA's workspace slot and counts them
-// in the tile's flag; the owner (part 0, item k; part q is item k + q) waits until every part has
-// counted, then adds the partials in part order (deterministic) before its epilogue.
+// other than the tile's owner stores its warpgroups' fp32 fragments in its CTA's workspace slot and
+// counts them in the tile's flag; the owner (split_tile picks it) waits until every other part has
+// counted, then adds their partials in part order (deterministic) before its epilogue.
 #pragma once
 
 #include "cuda/common/hopper.cuh"
@@ -72,15 +72,19 @@ __device__ __forceinline__ void add_partials(float (&acc)[128], const GemmKernel
     }
     hopper::fence_proxy_async_global();
   }
-  for (int32_t part = 1; part < split_parts(split); ++part) {
+  // The other parts in part order (deterministic); part q is item k - own part + q.
+  for (int32_t part = 0; part < split_parts(split); ++part) {
+    if (part == split_part(split)) continue;
     uint8_t* ring = smem.a[0] + warpgroup * kBytes;
     if (threadIdx.x % 128 == 0) {
       hopper::mbar_arrive_expect_tx(&smem.partial_full[warpgroup], kBytes);
-      hopper::bulk_load(ring, partial_base<kN>(p, item_cta(k + part), warpgroup), kBytes,
-                        &smem.partial_full[warpgroup]);
+      hopper::bulk_load(ring,
+                        partial_base<kN>(p, item_cta(k - split_part(split) + part), warpgroup),
+                        kBytes, &smem.partial_full[warpgroup]);
     }
-    // Phases 0, 1, 0: the barrier's only uses in the kernel are this CTA's last unit.
-    hopper::mbar_wait(&smem.partial_full[warpgroup], (part - 1) & 1);
+    // Phases 0, 1, 0 for the loads of parts 1 to 3 of the other parts, in order: the barrier's
+    // only uses in the kernel are this CTA's last unit.
+    hopper::mbar_wait(&smem.partial_full[warpgroup], (part - (part > split_part(split))) & 1);
     const uint8_t* src = ring + (threadIdx.x % 128) * 16;
 #pragma unroll
     for (int q = 0; q < kN / 8; ++q) {
