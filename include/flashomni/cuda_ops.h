@@ -11,8 +11,10 @@
 
 namespace flashomni::cuda {
 
-// Bytes of device workspace the call needs (0 is valid); depends only on shapes, never on symbol
-// values, so callers can allocate once per shape.
+// Bytes of device workspace the call needs (0 is valid); depends only on shapes (and the device's
+// SM count), never on symbol values, so callers can allocate once per shape. GEMM-Q and GEMM-O
+// with K >= 5120 also reserve SMs x 128 KB for the last round's K split, even without symbols.
+// A call's workspace must not be shared with a call running concurrently on another stream.
 std::size_t sparse_attention_workspace_size(const AttentionParams& p);
 void sparse_attention(const AttentionParams& p, void* workspace, std::size_t workspace_bytes,
                       void* stream);
