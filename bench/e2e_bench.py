@@ -265,7 +265,8 @@ def engine_config(args, dtype, tau_q, tau_kv, model_query_score=None, cache_dtyp
         taylor_order=args.order, reuse_below=args.reuse_below,
         dense_q_above=args.dense_q_above, dense_fallback=args.dense_fallback,
         query_score=args.query_score or model_query_score or "text_image",
-        cache_dtype=torch.float32 if cache_dtype == "float32" else dtype)
+        cache_dtype=torch.float32 if cache_dtype == "float32" else dtype,
+        forecast_dtype=torch.float32 if args.forecast_dtype == "float32" else None)
 
 
 def sdpa_context(device):
@@ -336,7 +337,8 @@ def run_model(name, builder, args, device, dtype):
         num_steps=args.steps, warmup=args.warmup, interval=args.interval,
         updates=engine.schedule.update_steps()), engine=dict(
         taylor_order=args.order, reuse_below=args.reuse_below, tau_q=args.tau_q,
-        tau_kv=args.tau_kv, cache_dtype=args.cache_dtype, update_backend=cfg.update_backend,
+        tau_kv=args.tau_kv, cache_dtype=args.cache_dtype, forecast_dtype=args.forecast_dtype,
+        update_backend=cfg.update_backend,
         dense_q_above=cfg.dense_q_above, dense_fallback=cfg.dense_fallback,
         query_score=cfg.query_score))
     with torch.no_grad(), sdpa_context(device):
@@ -403,6 +405,9 @@ def add_engine_args(ap):
     ap.add_argument("--tau-q", type=float, default=0.5)
     ap.add_argument("--tau-kv", type=float, default=0.15)
     ap.add_argument("--cache-dtype", choices=("float32", "bfloat16"), default="float32")
+    ap.add_argument("--forecast-dtype", choices=("storage", "float32"), default="storage",
+                    help="EngineConfig.forecast_dtype: the forecast of C a dispatch step reads "
+                         "(storage: the model's dtype, None in the config)")
     ap.add_argument("--dense-fallback", action="store_true",
                     help="EngineConfig.dense_fallback: layers whose dispatch steps would cost more "
                          "than dense (flashomni.engine.dispatch_cost_ratio) run them densely")

@@ -104,6 +104,11 @@ class EngineConfig:
     # "flashomni" (gemm_q / sparse_attention without symbols). gemm_o_update runs either way.
     update_backend: str = "torch"
     cache_dtype: torch.dtype = torch.float32  # dtype of C (fp32: exact up to summation order)
+    # dtype of the Taylor forecast of C that a dispatch step reads (None: the projection's storage
+    # dtype). The points keep cache_dtype, so the weighted sum is formed at full precision and
+    # rounded once; a 16-bit forecast halves its write and lets gemm_o_dispatch stage C by TMA
+    # during the mainloop instead of loading fp32 C before it (bench/results/e2e_README.md).
+    forecast_dtype: Optional[torch.dtype] = None
     # Query density (of the symbols chosen at the last update) above which the following dispatch
     # steps run the Q projection densely with torch (cuBLAS) instead of gemm_q. Measured on H100
     # (bench/results/e2e_README.md, FLUX shapes): gemm_q runs at 0.76-0.93x cuBLAS speed in dense
@@ -404,7 +409,7 @@ class LayerEngine:
             return self._project_update(stream, proj, a, linear, heads, head_dim, row_offset)
         if self.kind == StepKind.DISPATCH and self.dense:
             return F.linear(a, linear.weight, linear.bias)
-        cache = self._forecast(proj)
+        cache = self._forecast(proj, self.config.forecast_dtype or linear.weight.dtype)
         extra = linear.weight.shape[1] - heads * head_dim
         if self.kind == StepKind.REUSE and extra == 0:  # a copy: the forecast buffer is shared
             y = cache.to(linear.weight.dtype)
@@ -448,10 +453,10 @@ class LayerEngine:
             del proj.history[:-cfg.taylor_order]
         return y
 
-    def _forecast(self, proj):
+    def _forecast(self, proj, dtype):
         """sum_p w_p C_p at this step in one pass: flashomni.forecast (the fused kernel on CUDA,
         the CPU oracle on host tensors; Lagrange weights from the host step indices, summed in
-        double, one rounding), written into a buffer the layers share per cache shape and dtype
+        double, one rounding to `dtype`), written into a buffer the layers share per shape and dtype
         (each forecast is consumed by its projection at once, in stream order): one [M, N] array
         less per projection. Launch only: no allocation after the first dispatch, no sync. One
         point: C itself, no copy."""
@@ -461,10 +466,11 @@ class LayerEngine:
         if len(proj.points) == 1:
             return proj.points[0]
         c0 = proj.points[0]
-        key = (tuple(c0.shape), c0.dtype, c0.device)
+        key = (tuple(c0.shape), dtype, c0.device)
         out = self.engine.forecast_out.get(key)
         if out is None:
-            out = self.engine.forecast_out[key] = torch.empty_like(c0)
+            out = self.engine.forecast_out[key] = torch.empty(c0.shape, dtype=dtype,
+                                                              device=c0.device)
         return _policy_module().forecast(proj.points, self._fc_steps, self.step,
                                          order=len(proj.points) - 1, out=out)
 
@@ -497,6 +503,9 @@ class FlashOmniEngine:
         if c.cache_dtype not in (torch.float32, torch.float16, torch.bfloat16):
             raise ValueError(f"argument 'cache_dtype': expected float32 or the storage dtype, got "
                              f"{c.cache_dtype}")
+        if c.forecast_dtype not in (None, torch.float32, torch.float16, torch.bfloat16):
+            raise ValueError(f"argument 'forecast_dtype': expected None, float32 or the storage "
+                             f"dtype, got {c.forecast_dtype}")
         lt = c.layer_thresholds
         if isinstance(lt, dict):
             for key, pair in lt.items():

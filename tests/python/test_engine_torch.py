@@ -332,7 +332,34 @@ def test_stage_outside_a_step_and_bad_policy_output_are_errors():
             m.flashomni(layer, inputs(1)[0])
 
 
-@pytest.mark.parametrize("field, value", [("taylor_order", 3), ("reuse_below", 1.5),
+def test_forecast_is_rounded_once_to_the_forecast_dtype():
+    """The forecast a dispatch step reads is stored in forecast_dtype (default: the projection's
+    dtype) while the points keep cache_dtype; with bf16 storage the outputs stay within bf16
+    rounding of an fp32 forecast's."""
+    m = TinyLayer(extra=40).to(torch.bfloat16)
+    outs, dtypes = {}, {}
+    for forecast_dtype in (None, torch.float32):
+        engine = make_engine(MaskPolicy(Q_MASK), cache_dtype=torch.float32,
+                             forecast_dtype=forecast_dtype)
+        layer = engine.layer("l0")
+        with torch.no_grad():
+            outs[forecast_dtype] = [m.flashomni(layer, x.to(torch.bfloat16)) for x in
+                                    _stepped(engine, inputs(8))]
+        dtypes[forecast_dtype] = {key[1] for key in engine.forecast_out}
+        kinds = [r.kind for r in layer.reports]
+        assert fe.StepKind.DISPATCH in kinds
+    assert dtypes == {None: {torch.bfloat16}, torch.float32: {torch.float32}}
+    for a, b in zip(outs[None], outs[torch.float32]):
+        torch.testing.assert_close(a.float(), b.float(), rtol=2e-2, atol=2e-2)
+
+
+def _stepped(engine, xs):
+    for s, x in enumerate(xs):
+        engine.set_step(s)
+        yield x
+
+
+@pytest.mark.parametrize("field, value", [("forecast_dtype", torch.int32), ("taylor_order", 3), ("reuse_below", 1.5),
                                           ("dense_q_above", -0.1), ("query_score", "text"),
                                           ("update_backend", "cudnn"), ("block_q", 100),
                                           ("cache_dtype", torch.int32)])
