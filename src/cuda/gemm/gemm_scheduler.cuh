@@ -49,13 +49,14 @@ __device__ __forceinline__ uint64_t all_heads(int32_t heads) {
   return heads >= 64 ? ~0ull : (1ull << heads) - 1;
 }
 
-// The persistent loop's item space. GEMM-Q: the planner's list (its last round already split,
-// last_round_split) or the dense index. GEMM-O: row entries x column tiles, where the items from
-// o_split_from on are the 128-column halves of tiles o_split_from, o_split_from + 1, ... (the
-// same last-round rule as GEMM-Q, with this launch's grid; M = 4608, N = 3072: 432 tiles =
-// 3 rounds + 36 on 132 CTAs, whose 72 halves end the 4th round at about half a tile).
-// With the K split (GEMM-Q, GEMM-O dispatch), the last round's tiles k_split_from, ... each
-// become k_parts consecutive units instead (last_round_k_parts); update keeps the halves.
+// The persistent loop's item space. GEMM-Q: the planner's list (its last round already split in
+// halves, last_round_split) or the dense index. GEMM-O: row entries x column tiles, where the
+// items from split_from() on are the 128-column halves of tiles split_from(), split_from() + 1,
+// ... (the same last-round rule as GEMM-Q, with this launch's grid; M = 4608, N = 3072: 432
+// tiles = 3 rounds + 36 on 132 CTAs, whose 72 halves end the 4th round at about half a tile).
+// With the K split (p.split_k: GEMM-Q and GEMM-O dispatch with long tiles; no halves then), the
+// last round's tiles split_from(), ... each become k_parts() consecutive units instead
+// (last_round_k_parts, split_tile).
 // Two registers, as before the split: the consumers keep the list live across every mainloop.
 struct ItemList {
   int32_t count = 0;
@@ -122,7 +123,7 @@ __device__ __forceinline__ int32_t round_item(int32_t r) {
 }
 
 // The CTA that runs item k (round_item inverted). A K-split part stores its partial in the slot
-// of its CTA, so the owner finds part q of its tile (item k + q) without the list's layout.
+// of its CTA, so the owner (item k, part o) finds part q (item k - o + q) from the index alone.
 __device__ __forceinline__ int32_t item_cta(int32_t k) {
   const int32_t g = static_cast<int32_t>(gridDim.x), r = k / g, pos = k - r * g;
   return (r & 1) ? g - 1 - pos : pos;

@@ -82,8 +82,8 @@ __device__ __forceinline__ void add_partials(float (&acc)[128], const GemmKernel
                         partial_base<kN>(p, item_cta(k - split_part(split) + part), warpgroup),
                         kBytes, &smem.partial_full[warpgroup]);
     }
-    // Phases 0, 1, 0 for the loads of parts 1 to 3 of the other parts, in order: the barrier's
-    // only uses in the kernel are this CTA's last unit.
+    // The i-th load here (i = 0, 1, 2 over the other parts) completes the barrier's phase i & 1:
+    // its only uses in the kernel are these, in the CTA's last unit.
     hopper::mbar_wait(&smem.partial_full[warpgroup], (part - (part > split_part(split))) & 1);
     const uint8_t* src = ring + (threadIdx.x % 128) * 16;
 #pragma unroll
