@@ -20,25 +20,24 @@ struct Tile {
   int32_t phase1 = 0;        // k-blocks reduced before the cache is stored (update only)
   int32_t phase2 = 0;        // k-blocks reduced after it (or all of them; a part's range)
   // Last-round K split (split_tile): this unit reduces k-blocks [k_begin, k_begin + phase2) of
-  // the tile's sequence. `split` packs ((flag index + 1) << 5 | owner << 4 | part << 2 |
-  // parts - 1), or is 0 when the tile is not split. The owner waits for the other parts'
-  // partials, adds them and stores; the others store an fp32 partial and count it in the flag;
-  // idle units do nothing. One packed register: the consumers keep it live across the mainloop,
-  // where 4 separate fields pushed ptxas (13.0) past the 168-register limit (spills, serialised
-  // wgmma).
+  // the tile's sequence. `split` packs ((flag index + 1) << 4 | part << 2 | parts - 1), or is 0
+  // when the tile is not split. Part 0 owns the tile: it waits for the other parts' partials,
+  // adds them and stores; the others store an fp32 partial and count it in the flag; idle units
+  // do nothing. One packed register: the consumers keep it live across the mainloop, where 4
+  // separate fields pushed ptxas (13.0) past the 168-register limit (spills, serialised wgmma).
   int32_t k_begin = 0;
   int32_t split = 0;
   bool idle = false;
 };
 
 __device__ __forceinline__ int32_t split_flag(int32_t code) {
-  return (code >> 5) - 1;
-}
-__device__ __forceinline__ bool split_partial(int32_t code) {
-  return code != 0 && !(code & 16);
+  return (code >> 4) - 1;
 }
 __device__ __forceinline__ int32_t split_part(int32_t code) {
   return (code >> 2) & 3;
+}
+__device__ __forceinline__ bool split_partial(int32_t code) {
+  return split_part(code) > 0;
 }
 __device__ __forceinline__ int32_t split_parts(int32_t code) {
   return (code & 3) + 1;
@@ -91,13 +90,9 @@ __device__ __forceinline__ ItemList item_list(const GemmKernelParams& p) {
   return list;
 }
 
-// Unit `part` of split tile `split` whose sequence has t.phase2 k-blocks: the tile runs in
+// Part `part` of split tile `split` whose sequence has t.phase2 k-blocks: the tile runs in
 // e = min(parts, phase2 / kMinSplitKBlocks) (at least 1) equal ranges; parts from e on are idle.
-// The owner is the part on the highest-numbered CTA (the last one in an even round, the first in
-// an odd one, round_item's snake): CTAs are dispatched in index order, so a waiting owner's other
-// parts are already resident, even when another kernel holds SMs (no deadlock).
-__device__ __forceinline__ void split_tile(Tile& t, int32_t split, int32_t part, int32_t parts,
-                                           bool odd_round) {
+__device__ __forceinline__ void split_tile(Tile& t, int32_t split, int32_t part, int32_t parts) {
   const int32_t total = t.phase2;
   const int32_t e = max(1, min(parts, total / kMinSplitKBlocks));
   if (part >= e) {
@@ -108,8 +103,20 @@ __device__ __forceinline__ void split_tile(Tile& t, int32_t split, int32_t part,
   if (e == 1) return;  // too short to split: part 0 runs it whole
   t.k_begin = total * part / e;
   t.phase2 = total * (part + 1) / e - t.k_begin;
-  const int32_t owner = part == (odd_round ? 0 : e - 1) ? 1 : 0;
-  t.split = (split + 1) << 5 | owner << 4 | part << 2 | (e - 1);
+  t.split = (split + 1) << 4 | part << 2 | (e - 1);
+}
+
+// The units of split tile s are items from + s * parts + j, j < parts, all in the round that
+// starts at `from`. Part 0 (the owner, which waits) must run on the highest-numbered CTA of them:
+// CTAs are dispatched in index order, so its other parts are then resident before it, whatever
+// else holds SMs (no deadlock). round_item's snake gives item j a rising CTA in even rounds and a
+// falling one in odd rounds, hence part = parts - 1 - j or j; part q of the owner's item k is
+// item k - q or k + q (split_part_item).
+__device__ __forceinline__ bool odd_round(int32_t k) {
+  return (k / static_cast<int32_t>(gridDim.x)) & 1;
+}
+__device__ __forceinline__ int32_t split_part_item(int32_t k, int32_t q) {
+  return odd_round(k) ? k + q : k - q;
 }
 
 // This CTA's item of round r. The list runs longest first (planner) and the CTAs take one item
@@ -123,7 +130,7 @@ __device__ __forceinline__ int32_t round_item(int32_t r) {
 }
 
 // The CTA that runs item k (round_item inverted). A K-split part stores its partial in the slot
-// of its CTA, so the owner (item k, part o) finds part q (item k - o + q) from the index alone.
+// of its CTA, so the owner finds part q's (split_part_item) from the index alone.
 __device__ __forceinline__ int32_t item_cta(int32_t k) {
   const int32_t g = static_cast<int32_t>(gridDim.x), r = k / g, pos = k - r * g;
   return (r & 1) ? g - 1 - pos : pos;
@@ -139,12 +146,10 @@ __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, const ItemLi
   Tile t;
   int32_t split = -1, part = 0;
   const int32_t from = list.split_from(), parts = list.k_parts();
-  bool odd_round = false;
   if (parts > 1 && k >= from) {
-    // The split units are exactly the round that starts at `from` (a multiple of the grid).
-    odd_round = (from / static_cast<int32_t>(gridDim.x)) & 1;
     split = (k - from) / parts;
     part = (k - from) % parts;
+    if (!odd_round(from)) part = parts - 1 - part;  // part 0 on the highest CTA (split_tile)
     k = from + split;
   }
   const int32_t kb_per_head = p.head_dim / kTileK;
@@ -176,7 +181,7 @@ __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, const ItemLi
       }
     }
     t.phase2 = p.k_blocks;
-    if (split >= 0) split_tile(t, split, part, parts, odd_round);
+    if (split >= 0) split_tile(t, split, part, parts);
     return t;
   }
   int32_t tile = k;
@@ -202,7 +207,7 @@ __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, const ItemLi
   const int32_t active = __popcll(t.active);
   t.phase1 = p.mode == GemmMode::kOUpdate ? (p.heads - active) * kb_per_head : 0;
   t.phase2 = p.cache_only ? 0 : active * kb_per_head + p.extra_k_blocks;
-  if (split >= 0) split_tile(t, split, part, parts, odd_round);
+  if (split >= 0) split_tile(t, split, part, parts);
   return t;
 }
 

@@ -72,19 +72,17 @@ __device__ __forceinline__ void add_partials(float (&acc)[128], const GemmKernel
     }
     hopper::fence_proxy_async_global();
   }
-  // The other parts in part order (deterministic); part q is item k - own part + q.
-  for (int32_t part = 0; part < split_parts(split); ++part) {
-    if (part == split_part(split)) continue;
+  // The other parts in part order (deterministic).
+  for (int32_t part = 1; part < split_parts(split); ++part) {
     uint8_t* ring = smem.a[0] + warpgroup * kBytes;
     if (threadIdx.x % 128 == 0) {
       hopper::mbar_arrive_expect_tx(&smem.partial_full[warpgroup], kBytes);
-      hopper::bulk_load(ring,
-                        partial_base<kN>(p, item_cta(k - split_part(split) + part), warpgroup),
+      hopper::bulk_load(ring, partial_base<kN>(p, item_cta(split_part_item(k, part)), warpgroup),
                         kBytes, &smem.partial_full[warpgroup]);
     }
-    // The i-th load here (i = 0, 1, 2 over the other parts) completes the barrier's phase i & 1:
-    // its only uses in the kernel are these, in the CTA's last unit.
-    hopper::mbar_wait(&smem.partial_full[warpgroup], (part - (part > split_part(split))) & 1);
+    // Phases 0, 1, 0 for parts 1, 2, 3: the barrier's only uses in the kernel are these, in the
+    // CTA's last unit.
+    hopper::mbar_wait(&smem.partial_full[warpgroup], (part - 1) & 1);
     const uint8_t* src = ring + (threadIdx.x % 128) * 16;
 #pragma unroll
     for (int q = 0; q < kN / 8; ++q) {
