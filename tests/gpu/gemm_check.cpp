@@ -213,6 +213,14 @@ struct Workspace {
   }
 };
 
+// Runs f() with the last-round K split turned off (FLASHOMNI_GEMM_SPLIT_K=0, read at each call).
+template <typename F>
+void without_split(F&& f) {
+  setenv("FLASHOMNI_GEMM_SPLIT_K", "0", 1);
+  f();
+  unsetenv("FLASHOMNI_GEMM_SPLIT_K");
+}
+
 struct QCase {
   std::string name;
   fo::DType dtype = fo::DType::kBFloat16;
@@ -273,9 +281,7 @@ void run_q(const QCase& c, std::mt19937& rng) {
   report(out.download() == got, "gemm_q " + c.name + " deterministic", "");
   // Without the last-round K split (halves where they fit): the same result within tolerance.
   out.poison();
-  setenv("FLASHOMNI_GEMM_SPLIT_K", "0", 1);
-  fo::cuda::gemm_q(gp, ws.ptr, ws.bytes, nullptr);
-  unsetenv("FLASHOMNI_GEMM_SPLIT_K");
+  without_split([&] { fo::cuda::gemm_q(gp, ws.ptr, ws.bytes, nullptr); });
   CUDA_OK(cudaGetLastError());
   CUDA_OK(cudaDeviceSynchronize());
   report(compare(out, out.download(), expect, tolerance(c.dtype), detail),
@@ -355,9 +361,7 @@ void run_o(const OCase& c, std::mt19937& rng) {
   fo::GemmOParams gd = gp;
   gd.out = out2.ref(fo::Device::kCUDA);
   out2.poison();
-  setenv("FLASHOMNI_GEMM_SPLIT_K", "0", 1);
-  fo::cuda::gemm_o_dispatch(gd, ws.ptr, ws.bytes, nullptr);
-  unsetenv("FLASHOMNI_GEMM_SPLIT_K");
+  without_split([&] { fo::cuda::gemm_o_dispatch(gd, ws.ptr, ws.bytes, nullptr); });
   CUDA_OK(cudaGetLastError());
   CUDA_OK(cudaDeviceSynchronize());
   report(out2.download() == got_y, "gemm_o_dispatch " + c.name + " unsplit == update out (bitwise)",

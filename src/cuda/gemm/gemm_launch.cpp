@@ -312,10 +312,11 @@ void run_gemm_o(const GemmOParams& p, GemmMode mode, void* workspace, std::size_
   } else if (p.symbols != nullptr) {
     FLASHOMNI_CHECK_ARG(p.symbols->shape.batch == a.batch, "symbols.batch", "expected ", a.batch);
   }
-  const std::size_t needed = gemm_o_workspace_size(p);
-  check_workspace(workspace, workspace_bytes, needed);
+  // The workspace is sized for dispatch (gemm_o_workspace_size), whatever this call's mode.
+  const LaunchShape dispatch_shape = o_launch_shape(p, GemmMode::kODispatch);
+  check_workspace(workspace, workspace_bytes, dispatch_shape.bytes);
   if (a.rows == 0 || w.rows == 0) return;
-  const LaunchShape shape = o_launch_shape(p, mode);
+  const LaunchShape shape = mode == GemmMode::kODispatch ? dispatch_shape : o_launch_shape(p, mode);
   auto stream = static_cast<cudaStream_t>(stream_ptr);
   const RowTiling r = row_tiling(a.rows, p.row_offset, p.symbols);
 
@@ -380,10 +381,9 @@ void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, 
   if (p.symbols != nullptr) {
     FLASHOMNI_CHECK_ARG(p.symbols->shape.batch == x.batch, "symbols.batch", "expected ", x.batch);
   }
-  const std::size_t needed = gemm_q_workspace_size(p);
-  check_workspace(workspace, workspace_bytes, needed);
-  if (x.rows == 0) return;
   const LaunchShape shape = q_launch_shape(p);
+  check_workspace(workspace, workspace_bytes, shape.bytes);
+  if (x.rows == 0) return;
   auto stream = static_cast<cudaStream_t>(stream_ptr);
   const RowTiling r = row_tiling(x.rows, p.row_offset, p.symbols);
 
