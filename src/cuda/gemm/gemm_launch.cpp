@@ -400,12 +400,10 @@ void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, 
   set_row_tiling(kp, r, p.row_offset);
   kp.dense_items = static_cast<int32_t>(q_max_items(p));
   if (p.symbols == nullptr) {
-    const int32_t groups = kp.batch * kp.row_tiles * ((p.heads + kp.slots - 1) / kp.slots);
-    kp.split_from =
-        p.heads % kp.slots == 0 && !shape.split
-            ? gemm::last_round_split(groups, 0, kp.slots, static_cast<int32_t>(sm_count()))
-            : groups;
-    kp.dense_items = groups + (groups - kp.split_from);
+    // The dense index: whole groups, then the halves q_dense_items counts (none with the split).
+    const int64_t groups = q_groups(p);
+    kp.dense_items = static_cast<int32_t>(shape.split ? groups : q_dense_items(p, groups));
+    kp.split_from = static_cast<int32_t>(2 * groups - kp.dense_items);
   }
   kp.out = p.out.data;
   kp.out_row_stride = out.row_stride;
