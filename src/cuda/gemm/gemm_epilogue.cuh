@@ -44,6 +44,21 @@ __device__ __forceinline__ void store_pair<float>(float* p, float x, float y) {
   *reinterpret_cast<float2*>(p) = make_float2(x, y);
 }
 
+// A pair of fragment values to shared memory at a 32-bit shared address (st.shared). The staging
+// stores once went through generic pointers: ST.E with 64-bit address arithmetic per store and a
+// MEMBAR.ALL.CTA in front of the proxy fence, ~1,100-1,700 clocks a pass (clock64 trace,
+// scripts/gemm_trace.patch) for 16 KB.
+template <typename D>
+__device__ __forceinline__ void st_shared_pair(uint32_t addr, float x, float y) {
+  if constexpr (sizeof(D) == 4) {
+    asm volatile("st.shared.v2.f32 [%0], {%1, %2};" ::"r"(addr), "f"(x), "f"(y) : "memory");
+  } else {
+    uint32_t v;
+    store_pair(reinterpret_cast<D*>(&v), x, y);
+    asm volatile("st.shared.b32 [%0], %1;" ::"r"(addr), "r"(v) : "memory");
+  }
+}
+
 // Where this thread's fragment lands: rows row0 and row0 + 8 of the tile, column 8j + col0.
 struct FragmentCoords {
   int32_t row0, col0;
@@ -185,6 +200,9 @@ __device__ __forceinline__ void store_tile_tma(const float (&acc)[128], const Ge
   const bool leader = threadIdx.x % 128 == 0;
   const int bar = 1 + warpgroup;  // named barrier of this warpgroup's 128 threads
   const int32_t row_local = f.row0 - warpgroup * kEpilogueRows;
+  // Rows row_local and row_local + 8 share the swizzle (row % 8).
+  const uint32_t row_addr = hopper::smem_addr(buf) + static_cast<uint32_t>(row_local) * 128;
+  const int swizzle = row_local & 7;
 #pragma unroll
   for (int pass = 0; pass < kBoxes / kPassBoxes; ++pass) {
     if (leader) hopper::bulk_wait_group_read0();
@@ -194,13 +212,11 @@ __device__ __forceinline__ void store_tile_tma(const float (&acc)[128], const Ge
       const int j = pass * (kPassBoxes * kBoxCols / 8) + jj;
       const int c = jj * 8 + f.col0;
       const int byte = (c % kBoxCols) * static_cast<int>(sizeof(D));
-      uint8_t* box = buf + (jj * 8 / kBoxCols) * kEpilogueBoxBytes;
+      const uint32_t at = row_addr + (jj * 8 / kBoxCols) * kEpilogueBoxBytes +
+                          ((((byte >> 4) ^ swizzle)) << 4) + (byte & 15);
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
-        const int r = row_local + 8 * half;
-        D* staged =
-            reinterpret_cast<D*>(box + r * 128 + ((((byte >> 4) ^ (r & 7))) << 4) + (byte & 15));
-        store_pair(staged, acc[4 * j + 2 * half], acc[4 * j + 2 * half + 1]);
+        st_shared_pair<D>(at + half * 8 * 128, acc[4 * j + 2 * half], acc[4 * j + 2 * half + 1]);
       }
     }
     store_staged_boxes<kPassBoxes, kBoxCols>(p, t, buf, map, warpgroup, pass * kPassBoxes);
