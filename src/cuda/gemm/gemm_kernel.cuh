@@ -103,7 +103,7 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const C
   // update and dispatch share one (and one second chain): separate ones did the same. The GEMM-Q
   // paths stay written out here: the same code in a force-inlined helper (for the K split's
   // partial and owner steps) also drew C7511 from ptxas 13.0.
-  for (int32_t k = round_item(0); k < list.count; k = next_round_item(k)) {
+  for (int32_t k = round_item(0); k < list.count; k = next_round_item(p, k)) {
     const Tile t = get_tile(p, list, k);
     if (t.idle) continue;
     if (p.mode == GemmMode::kQ) {

@@ -160,6 +160,10 @@ void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, D
             const gemm::GemmTensorMaps& maps, const LaunchShape& shape, void* workspace,
             cudaStream_t stream) {
   const int grid = shape.grid;
+  kp.grid_div = gemm::FastDiv(grid);
+  kp.row_tiles_div = gemm::FastDiv(kp.row_tiles);
+  kp.n_tiles_div = gemm::FastDiv(kp.n_tiles);
+  kp.groups_div = gemm::FastDiv(kp.slots > 0 ? (kp.heads + kp.slots - 1) / kp.slots : 1);
   if (shape.split) {
     char* split_ws = static_cast<char*>(workspace) + shape.plan_bytes;
     kp.split_k = 1;

@@ -52,6 +52,35 @@ inline constexpr int kPartialFloats = kTileM * kTileN;  // one fp32 tile: 128 KB
 
 enum class GemmMode : int32_t { kQ = 0, kOUpdate = 1, kODispatch = 2 };
 
+// n / d for 0 <= n < 2^31 and a launch-constant d >= 1, as umulhi(n, mul) >> shift (the round-up
+// multiplier method, exact on that range): the consumers decode every tile between its
+// predecessor's epilogue and its first wgmma, where three 32-bit divides (~30 dependent
+// instructions each) plus the round step's took ~1,300 clocks of a ~56,000-clock tile (dense
+// gemm_q, H100 clock64 trace, scripts/gemm_trace.patch).
+struct FastDiv {
+  int32_t d = 1;
+  uint32_t mul = 0;
+  uint32_t shift = 0;
+  FastDiv() = default;
+  explicit FastDiv(int32_t divisor) : d(divisor > 1 ? divisor : 1) {
+    if (d == 1) return;
+    uint32_t log2_up = 0;
+    while ((int64_t{1} << log2_up) < d) ++log2_up;
+    const uint32_t p = 31 + log2_up;
+    mul = static_cast<uint32_t>(((uint64_t{1} << p) + static_cast<uint64_t>(d) - 1) /
+                                static_cast<uint64_t>(d));
+    shift = p - 32;
+  }
+  __host__ __device__ int32_t div(int32_t n) const {
+#ifdef __CUDA_ARCH__
+    const uint32_t hi = __umulhi(static_cast<uint32_t>(n), mul);
+#else
+    const auto hi = static_cast<uint32_t>((static_cast<uint64_t>(n) * mul) >> 32);
+#endif
+    return d == 1 ? n : static_cast<int32_t>(hi >> shift);
+  }
+};
+
 // Work items, 16 bytes each, written by the planner (or derived from the index when dense).
 //   GEMM-Q: {b, m0, heads, slots}: output tile rows m0..m0+127 of batch entry b, columns of up to
 //     4 heads (byte s of `heads` is the head in column slot s; slots = heads used);
@@ -84,6 +113,9 @@ struct GemmKernelParams {
   const int32_t* item_count = nullptr;  // device count (GEMM-Q items / GEMM-O row entries)
   int32_t cache_only = 0;       // GEMM-O update with no out: reduce and store the cache C only
   int32_t stages = kMaxStages;  // ring length: 4, or 3 with the one-pass epilogue (launcher)
+  // Divisors of the tile decode (FastDiv): the grid (round_item's rounds), row_tiles, n_tiles
+  // (GEMM-O) and the head groups per row tile, ceil(heads / slots) (dense GEMM-Q).
+  FastDiv grid_div, row_tiles_div, n_tiles_div, groups_div;
   // Last-round K split (GEMM-Q, GEMM-O dispatch): on when split_k; split_flags (one int32 per
   // split tile, zeroed before the kernel by the planner or a memset) count the partials stored in
   // split_partials (kPartialFloats each) by the tiles' non-owner parts.

@@ -30,7 +30,7 @@ __device__ __forceinline__ void producer_loop(const GemmKernelParams& p, const C
   const ItemList list = item_list(p);
   constexpr uint32_t kBytesA = kTileM * kTileK * 2;
   const uint32_t b_box_bytes = static_cast<uint32_t>(p.b_box_rows) * kTileK * 2;
-  for (int32_t k = round_item(0); k < list.count; k = next_round_item(k)) {
+  for (int32_t k = round_item(0); k < list.count; k = next_round_item(p, k)) {
     const Tile t = get_tile(p, list, k);
     if (t.idle) continue;
     // GEMM-Q loads one weight box per used head slot; GEMM-O one per 128 output columns.

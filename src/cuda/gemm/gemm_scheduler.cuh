@@ -112,11 +112,12 @@ __device__ __forceinline__ void split_tile(Tile& t, int32_t split, int32_t part,
 // else holds SMs (no deadlock). round_item's snake gives item j a rising CTA in even rounds and a
 // falling one in odd rounds, hence part = parts - 1 - j or j; part q of the owner's item k is
 // item k - q or k + q (split_part_item).
-__device__ __forceinline__ bool odd_round(int32_t k) {
-  return (k / static_cast<int32_t>(gridDim.x)) & 1;
+__device__ __forceinline__ bool odd_round(const GemmKernelParams& p, int32_t k) {
+  return p.grid_div.div(k) & 1;
 }
-__device__ __forceinline__ int32_t split_part_item(int32_t k, int32_t q) {
-  return odd_round(k) ? k + q : k - q;
+__device__ __forceinline__ int32_t split_part_item(const GemmKernelParams& p, int32_t k,
+                                                   int32_t q) {
+  return odd_round(p, k) ? k + q : k - q;
 }
 
 // This CTA's item of round r. The list runs longest first (planner) and the CTAs take one item
@@ -131,14 +132,14 @@ __device__ __forceinline__ int32_t round_item(int32_t r) {
 
 // The CTA that runs item k (round_item inverted). A K-split part stores its partial in the slot
 // of its CTA, so the owner finds part q's (split_part_item) from the index alone.
-__device__ __forceinline__ int32_t item_cta(int32_t k) {
-  const int32_t g = static_cast<int32_t>(gridDim.x), r = k / g, pos = k - r * g;
+__device__ __forceinline__ int32_t item_cta(const GemmKernelParams& p, int32_t k) {
+  const int32_t g = static_cast<int32_t>(gridDim.x), r = p.grid_div.div(k), pos = k - r * g;
   return (r & 1) ? g - 1 - pos : pos;
 }
 // The item after k (k's round is k / G): no round counter stays live across the tile, which
 // cost the consumers a register spill.
-__device__ __forceinline__ int32_t next_round_item(int32_t k) {
-  return round_item(k / static_cast<int32_t>(gridDim.x) + 1);
+__device__ __forceinline__ int32_t next_round_item(const GemmKernelParams& p, int32_t k) {
+  return round_item(p.grid_div.div(k) + 1);
 }
 
 __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, const ItemList& list,
@@ -149,7 +150,7 @@ __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, const ItemLi
   if (parts > 1 && k >= from) {
     split = (k - from) / parts;
     part = (k - from) % parts;
-    if (!odd_round(from)) part = parts - 1 - part;  // part 0 on the highest CTA (split_tile)
+    if (!odd_round(p, from)) part = parts - 1 - part;  // part 0 on the highest CTA (split_tile)
     k = from + split;
   }
   const int32_t kb_per_head = p.head_dim / kTileK;
@@ -170,10 +171,10 @@ __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, const ItemLi
         group = p.split_from + j / 2;
         first = (j % 2) * count;
       }
-      const int32_t groups = (p.heads + p.slots - 1) / p.slots;
-      const int32_t row_tile = group / groups, head0 = (group % groups) * p.slots + first;
-      t.b = row_tile / p.row_tiles;
-      t.m0 = (row_tile % p.row_tiles) * kTileM;
+      const int32_t row_tile = p.groups_div.div(group);
+      const int32_t head0 = (group - row_tile * p.groups_div.d) * p.slots + first;
+      t.b = p.row_tiles_div.div(row_tile);
+      t.m0 = (row_tile - t.b * p.row_tiles) * kTileM;
       t.heads = 0xffffffffu;
       for (int32_t s = 0; s < count && head0 + s < p.heads; ++s) {
         t.heads = (t.heads & ~(0xffu << (8 * s))) | (static_cast<uint32_t>(head0 + s) << (8 * s));
@@ -191,8 +192,8 @@ __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, const ItemLi
     t.n_width = kTileN / 2;
     t.n0 = (j % 2) * (kTileN / 2);
   }
-  const int32_t entry = tile / p.n_tiles;
-  t.n0 += (tile % p.n_tiles) * kTileN;
+  const int32_t entry = p.n_tiles_div.div(tile);
+  t.n0 += (tile - entry * p.n_tiles) * kTileN;
   if (p.items != nullptr) {
     const int4 w = p.items[entry];
     t.b = w.x;
@@ -200,8 +201,8 @@ __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, const ItemLi
     t.active =
         (static_cast<uint64_t>(static_cast<uint32_t>(w.w)) << 32) | static_cast<uint32_t>(w.z);
   } else {
-    t.b = entry / p.row_tiles;
-    t.m0 = (entry % p.row_tiles) * kTileM;
+    t.b = p.row_tiles_div.div(entry);
+    t.m0 = (entry - t.b * p.row_tiles) * kTileM;
     t.active = all_heads(p.heads);
   }
   const int32_t active = __popcll(t.active);

@@ -77,7 +77,8 @@ __device__ __forceinline__ void add_partials(float (&acc)[128], const GemmKernel
     uint8_t* ring = smem.a[0] + warpgroup * kBytes;
     if (threadIdx.x % 128 == 0) {
       hopper::mbar_arrive_expect_tx(&smem.partial_full[warpgroup], kBytes);
-      hopper::bulk_load(ring, partial_base<kN>(p, item_cta(split_part_item(k, part)), warpgroup),
+      hopper::bulk_load(ring,
+                        partial_base<kN>(p, item_cta(p, split_part_item(p, k, part)), warpgroup),
                         kBytes, &smem.partial_full[warpgroup]);
     }
     // Phases 0, 1, 0 for parts 1, 2, 3: the barrier's only uses in the kernel are these, in the
