@@ -267,8 +267,8 @@ __device__ __forceinline__ void load_cache_staged(const GemmKernelParams& p, con
 // caller has made the staged C visible (mbarrier wait after a load, or the C store's read done plus
 // a barrier after update). The shared-memory accesses are volatile asm in chunks of 8 loads then 8
 // stores: with plain accesses ptxas hoisted the loads of the whole fragment (128 values more live
-// next to the 128 accumulators) and spilled 10.9 KB at the 168-register compile limit, serialising
-// the wgmma.
+// next to the 128 accumulators) and spilled 10.9 KB at the consumers' 232-register budget,
+// serialising the wgmma.
 template <int kN, typename T>
 __device__ __forceinline__ void add_staged_and_store(const float (&acc)[128], bool has_acc,
                                                      const GemmKernelParams& p, const Tile& t,

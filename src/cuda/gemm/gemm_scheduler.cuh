@@ -24,7 +24,8 @@ struct Tile {
   // when the tile is not split. Part 0 owns the tile: it waits for the other parts' partials,
   // adds them and stores; the others store an fp32 partial and count it in the flag; idle units
   // do nothing. One packed register: the consumers keep it live across the mainloop, where 4
-  // separate fields pushed ptxas (13.0) past the 168-register limit (spills, serialised wgmma).
+  // separate fields pushed ptxas (13.0) past the consumers' 232-register budget (spills, serialised
+  // wgmma).
   int32_t k_begin = 0;
   int32_t split = 0;
   bool idle = false;
