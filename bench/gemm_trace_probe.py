@@ -1,7 +1,7 @@
 """FlashOmni probe: where a GEMM-Q tile's cycles go, from a trace build of the kernel.
 
-Needs a library built with scripts/gemm_trace.patch applied (scripts/gpu_gemm_trace.sh does
-that): each consumer warpgroup then records clock64 at a tile's start, after its mainloop drained
+Needs a library built with scripts/gemm_trace.patch applied (scripts/gpu_gemm_trace.sh says how,
+and runs this on the GPU): each consumer warpgroup then records clock64 at a tile's start, after its mainloop drained
 and after its epilogue was issued, per CTA and tile, for the last launch. For each case this
 prints, per k-block of a 128 x 256 x 64 tile, the mainloop's cycles against the tensor cores'
 1024 (4096 dense bf16 FLOP per SM and clock), the epilogue and the gap to the next tile, the

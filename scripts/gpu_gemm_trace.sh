@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One lent-GPU call: bench/gemm_trace_probe.py on a library built with scripts/gemm_trace.patch
-# (per-tile clock64 events of the GEMM kernel's consumers). Build it here first:
-#   git apply scripts/gemm_trace.patch && BUILD_DIR=build-trace fo_gpu_build ... && git apply -R ...
+# (per-tile clock64 events of the GEMM kernel's consumers). Build it here first, then carry it:
+#   source scripts/env.sh && git apply scripts/gemm_trace.patch &&
+#   BUILD_DIR=build-trace fo_gpu_build /tmp/trace_build.log; git apply -R scripts/gemm_trace.patch
+# The patch is written against the kernel as committed; regenerate it after kernel changes.
 # Usage: TRACE=build-trace FLASHOMNI_COMMIT=<sha> bash scripts/gpu_gemm_trace.sh [cases...]
 set -uo pipefail
 cd "$(dirname "$0")/.."
