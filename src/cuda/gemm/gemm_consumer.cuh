@@ -42,13 +42,13 @@ __device__ __forceinline__ void consume_k_blocks(float (&acc)[128], int32_t coun
   for (int32_t i = 1; i < count; ++i) {
     issue();
     hopper::wgmma_wait<1>();
-    if (leader) hopper::mbar_arrive(&smem.empty[previous]);
+    if (leader) state.release(&smem.empty[previous]);
     previous = state.stage();
     state.advance();
   }
   hopper::wgmma_wait<0>();
   hopper::wgmma_fence_operands(acc);
-  if (leader) hopper::mbar_arrive(&smem.empty[previous]);
+  if (leader) state.release(&smem.empty[previous]);
 }
 
 }  // namespace flashomni::cuda::gemm

@@ -95,6 +95,7 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const C
                                               int32_t warpgroup) {
   uint8_t* buf = smem.epilogue[warpgroup];
   PipelineState<Smem::kStages> state;
+  if (p.cluster) state.set_pair();
   uint32_t cache_phase = 0;
   const FragmentCoords f(warpgroup);
   const ItemList list = item_list(p);
@@ -165,12 +166,13 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int32_t warpgroup = threadIdx.x / 128;
   if (threadIdx.x == 0) {
     hopper::tma_prefetch_desc(&maps.a);
+    if (p.cluster) hopper::tma_prefetch_desc(&maps.a_half);
     hopper::tma_prefetch_desc(&maps.b);
     hopper::tma_prefetch_desc(&maps.out);
     hopper::tma_prefetch_desc(&maps.cache);
     for (int s = 0; s < kStages; ++s) {
       hopper::mbar_init(&smem.full[s], 1);
-      hopper::mbar_init(&smem.empty[s], 2);
+      hopper::mbar_init(&smem.empty[s], p.cluster ? 4 : 2);
     }
     for (int w = 0; w < 2; ++w) {
       hopper::mbar_init(&smem.cache_full[w], 1);
@@ -178,7 +180,13 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     hopper::mbar_init_fence();
   }
-  __syncthreads();
+  // In a cluster the peer's multicasts and arrivals reach these barriers: both CTAs' must be
+  // initialised first.
+  if (p.cluster) {
+    hopper::cluster_sync();
+  } else {
+    __syncthreads();
+  }
   // The planner (or whatever ran before) must be complete before the work list, the operands
   // or the outputs are touched.
   hopper::grid_dependency_wait();
@@ -189,6 +197,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     hopper::setmaxnreg_inc<kConsumerRegs>();
     consumer_loop<T>(p, &maps.out, &maps.cache, smem, warpgroup - 1);
   }
+  // The peer may still multicast into this CTA's ring or arrive at its barriers until it is done.
+  if (p.cluster) hopper::cluster_sync();
 }
 
 template <typename T, int kStages>
@@ -203,11 +213,15 @@ void launch_sparse_gemm_stages(const GemmKernelParams& p, const GemmTensorMaps& 
   config.blockDim = dim3(kThreads);
   config.dynamicSmemBytes = kSmemBytes<kStages>;
   config.stream = stream;
-  cudaLaunchAttribute attr[1];
+  cudaLaunchAttribute attr[2];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
+  attr[1].id = cudaLaunchAttributeClusterDimension;
+  attr[1].val.clusterDim.x = p.cluster ? 2 : 1;
+  attr[1].val.clusterDim.y = 1;
+  attr[1].val.clusterDim.z = 1;
   config.attrs = attr;
-  config.numAttrs = 1;
+  config.numAttrs = 2;
   FLASHOMNI_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p, maps));
 }
 

@@ -137,6 +137,22 @@ struct LaunchShape {
   std::size_t bytes = 0;  // plan + split workspace
 };
 
+// 2-CTA clusters multicasting A (GemmKernelParams::cluster) need the pair's items k and k ^ 1 to
+// exist together (an even count) and to read the same A rows in the same k-block order: GEMM-O
+// items are two column tiles of one row entry when n_tiles is even (its halves then start at an
+// even index too), dense GEMM-Q items two head groups (or halves) of one row tile when a row
+// tile has an even number of groups. Not the K split (parts of different lengths), nor planned
+// GEMM-Q lists, whose neighbours are often other row tiles (measured on the H100: density 0.1
+// 2-4 % slower with pairs that share nothing but their pace). FLASHOMNI_GEMM_CLUSTER=0 turns
+// them off (read at every call).
+bool cluster_pairs_items(const GemmKernelParams& kp, const LaunchShape& shape, bool planned) {
+  if (shape.split || shape.grid % 2 != 0) return false;
+  const char* env = std::getenv("FLASHOMNI_GEMM_CLUSTER");
+  if (env != nullptr && std::strcmp(env, "0") == 0) return false;
+  if (kp.mode != GemmMode::kQ) return kp.n_tiles % 2 == 0;
+  return !planned && kp.groups_div.d % 2 == 0 && kp.dense_items % 2 == 0;
+}
+
 LaunchShape launch_shape(GemmMode mode, int64_t max_tiles, int64_t max_items, bool exact,
                          int64_t tile_k_blocks, std::size_t plan_bytes) {
   LaunchShape s;
@@ -164,6 +180,7 @@ void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, D
   kp.row_tiles_div = gemm::FastDiv(kp.row_tiles);
   kp.n_tiles_div = gemm::FastDiv(kp.n_tiles);
   kp.groups_div = gemm::FastDiv(kp.slots > 0 ? (kp.heads + kp.slots - 1) / kp.slots : 1);
+  kp.cluster = cluster_pairs_items(kp, shape, symbols != nullptr) ? 1 : 0;
   if (shape.split) {
     char* split_ws = static_cast<char*>(workspace) + shape.plan_bytes;
     kp.split_k = 1;
@@ -354,6 +371,8 @@ void run_gemm_o(const GemmOParams& p, GemmMode mode, void* workspace, std::size_
   gemm::GemmTensorMaps maps;
   maps.a = make_tensor_map(p.a.data, 2, a.batch, a.rows, a.cols, a.row_stride, a.batch_stride,
                            kTileM, kTileK);
+  maps.a_half = make_tensor_map(p.a.data, 2, a.batch, a.rows, a.cols, a.row_stride, a.batch_stride,
+                                kTileM / 2, kTileK);
   maps.b = make_tensor_map(p.weight.data, 2, 1, w.rows, w.cols, w.row_stride, 0, 128, kTileK);
   maps.cache = store_map(p.cache, cache);
   maps.out = cache_only ? maps.cache : store_map(p.out, out);
@@ -419,6 +438,8 @@ void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, 
   gemm::GemmTensorMaps maps;
   maps.a = make_tensor_map(p.x.data, 2, x.batch, x.rows, x.cols, x.row_stride, x.batch_stride,
                            kTileM, kTileK);
+  maps.a_half = make_tensor_map(p.x.data, 2, x.batch, x.rows, x.cols, x.row_stride, x.batch_stride,
+                                kTileM / 2, kTileK);
   maps.b =
       make_tensor_map(p.weight.data, 2, 1, w.rows, w.cols, w.row_stride, 0, p.head_dim, kTileK);
   maps.out = store_map(p.out, out);

@@ -113,6 +113,12 @@ struct GemmKernelParams {
   const int32_t* item_count = nullptr;  // device count (GEMM-Q items / GEMM-O row entries)
   int32_t cache_only = 0;       // GEMM-O update with no out: reduce and store the cache C only
   int32_t stages = kMaxStages;  // ring length: 4, or 3 with the one-pass epilogue (launcher)
+  // 2-CTA clusters (launcher, cluster_pairs_items): CTAs 2i and 2i + 1 always run items k and
+  // k ^ 1, which the launcher guarantees exist together and read the same A rows in the same
+  // k-block order; each CTA loads 64 of the 128 rows and multicasts them to both, and a ring
+  // stage goes back to the producers only when the pair's four consumer warpgroups are done
+  // with it (empty barriers of 4 arrivals).
+  int32_t cluster = 0;
   // Divisors of the tile decode (FastDiv): the grid (round_item's rounds), row_tiles, n_tiles
   // (GEMM-O) and the head groups per row tile, ceil(heads / slots) (dense GEMM-Q).
   FastDiv grid_div, row_tiles_div, n_tiles_div, groups_div;
@@ -190,10 +196,12 @@ inline std::size_t split_workspace_bytes(int32_t ctas) {
 // Launches (on `stream`, no host synchronisation). The kernel is launched with programmatic
 // dependent launch so its prologue overlaps the planner.
 void launch_gemm_planner(const GemmPlanParams& p, cudaStream_t stream);
-// TMA maps: A (activations) and B (weight) loads in 128 x 64 / b_box_rows x 64 boxes; out and
-// cache stores in 64-row x 128-byte boxes (cache_map = out_map for GEMM-Q).
+// TMA maps: A (activations) and B (weight) loads in 128 x 64 (64 x 64) / b_box_rows x 64 boxes; out
+// and cache stores in 64-row x 128-byte boxes (cache_map = out_map for GEMM-Q).
 struct GemmTensorMaps {
-  CUtensorMap a, b, out, cache;
+  // a_half: 64-row boxes (the clusters' multicast halves), right after a (the producer takes it
+  // as &a + 1).
+  CUtensorMap a, a_half, b, out, cache;
 };
 void launch_sparse_gemm_bf16(const GemmKernelParams& p, const GemmTensorMaps& maps, int grid,
                              cudaStream_t stream);

@@ -46,7 +46,20 @@ __device__ __forceinline__ void producer_loop(const GemmKernelParams& p, const C
       hopper::mbar_wait(&smem.empty[state.stage()], state.phase() ^ 1);
       hopper::mbar_arrive_expect_tx(&smem.full[state.stage()], bytes);
       uint8_t* a_dst = smem.a[state.stage()];
-      if (p.batch > 1) {
+      if (p.cluster) {
+        // This CTA's 64 rows of the pair's shared A tile, into both CTAs' stage (a_map + 1 is
+        // GemmTensorMaps::a_half: one pointer fewer in the producer's 40 registers).
+        const uint32_t rank = hopper::cluster_ctarank();
+        uint8_t* half = a_dst + rank * (kBytesA / 2);
+        const int32_t row = t.m0 + static_cast<int32_t>(rank) * (kTileM / 2);
+        if (p.batch > 1) {
+          hopper::tma_load_3d_multicast(half, a_map + 1, &smem.full[state.stage()], k_col, row, t.b,
+                                        0x3);
+        } else {
+          hopper::tma_load_2d_multicast(half, a_map + 1, &smem.full[state.stage()], k_col, row,
+                                        0x3);
+        }
+      } else if (p.batch > 1) {
         hopper::tma_load_3d(a_dst, a_map, &smem.full[state.stage()], k_col, t.m0, t.b);
       } else {
         hopper::tma_load_2d(a_dst, a_map, &smem.full[state.stage()], k_col, t.m0);

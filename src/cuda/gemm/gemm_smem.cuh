@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "cuda/common/hopper.cuh"
 #include "cuda/gemm/gemm_params.h"
 
 namespace flashomni::cuda::gemm {
@@ -23,7 +24,7 @@ struct alignas(1024) GemmSharedStorage {
   alignas(1024) uint8_t b[kStages][kTileN * kTileK * 2];
   alignas(1024) uint8_t epilogue[2][kEpilogueBoxes * kEpilogueBoxBytes];
   uint64_t full[kStages];    // TMA bytes landed (1 arrival + transaction count)
-  uint64_t empty[kStages];   // both consumer warpgroups done reading (2 arrivals)
+  uint64_t empty[kStages];   // the consumer warpgroups done reading (2, in a cluster 4 arrivals)
   uint64_t cache_full[2];    // a consumer's 16-bit cache tile landed in its staging buffer
   uint64_t partial_full[2];  // a K-split partial landed in the ring (gemm_split.cuh)
 };
@@ -34,16 +35,24 @@ inline constexpr std::size_t kSmemBytes = sizeof(GemmSharedStorage<kStages>) +
 static_assert(kSmemBytes<kMaxStages> <= 227 * 1024, "exceeds the sm_90 shared memory per block");
 static_assert(kSmemBytes<kMaxStages - 1> <= 227 * 1024, "exceeds the sm_90 shared memory");
 
-// The ring position in one register (stage in the low bits, the phase parity in bit 8): the
-// consumers keep it live across every tile next to the 128 accumulators, where two registers
-// made ptxas (13.0) spill one value of the K-split paths.
+// The ring position in one register (stage in the low bits, the phase parity in bit 8, bit 16
+// set in a cluster pair, GemmKernelParams::cluster): the consumers keep it live across every
+// tile next to the 128 accumulators, where two registers made ptxas (13.0) spill one value of
+// the K-split paths.
 template <int kStages>
 struct PipelineState {
   uint32_t bits = 0;
   __device__ __forceinline__ int32_t stage() const { return static_cast<int32_t>(bits & 0xffu); }
-  __device__ __forceinline__ uint32_t phase() const { return bits >> 8; }
+  __device__ __forceinline__ uint32_t phase() const { return (bits >> 8) & 1u; }
   __device__ __forceinline__ void advance() {
     bits = (bits & 0xffu) + 1 == kStages ? (bits & ~0xffu) ^ 0x100u : bits + 1;
+  }
+  __device__ __forceinline__ void set_pair() { bits |= 1u << 16; }
+  // A consumer warpgroup's leader hands a stage back: to its own producer, and in a pair also to
+  // the peer's, which multicasts into this CTA's copy of the stage.
+  __device__ __forceinline__ void release(uint64_t* empty) const {
+    hopper::mbar_arrive(empty);
+    if (bits >> 16) hopper::mbar_arrive_cluster(empty, hopper::cluster_ctarank() ^ 1u);
   }
 };
 
