@@ -138,19 +138,25 @@ struct LaunchShape {
 };
 
 // 2-CTA clusters multicasting A (GemmKernelParams::cluster) need the pair's items k and k ^ 1 to
-// exist together (an even count) and to read the same A rows in the same k-block order: GEMM-O
-// items are two column tiles of one row entry when n_tiles is even (its halves then start at an
-// even index too), dense GEMM-Q items two head groups (or halves) of one row tile when a row
-// tile has an even number of groups. Not the K split (parts of different lengths), nor planned
-// GEMM-Q lists, whose neighbours are often other row tiles (measured on the H100: density 0.1
-// 2-4 % slower with pairs that share nothing but their pace). FLASHOMNI_GEMM_CLUSTER=0 turns
-// them off (read at every call).
-bool cluster_pairs_items(const GemmKernelParams& kp, const LaunchShape& shape, bool planned) {
+// exist together (an even count) and to read the same A rows in the same k-block order: dense
+// GEMM-Q items are two head groups (or halves) of one row tile when a row tile has an even
+// number of groups; GEMM-O items two column tiles of one row entry when n_tiles is even (its
+// halves then start at an even index too). Not the K split (parts of different lengths).
+// Where, measured on the H100 (gemm_notes.md item 19, same-call A/Bs): dense GEMM-Q (sustained
+// x cuBLAS +2-4 % at M >= 16896, neutral at 4608) and GEMM-O update with an fp32 cache or a
+// long K (1-9 % faster); not dispatch (no gain), not the staged 16-bit cache update at short K
+// (2-8 % slower at M = 4608), not planned GEMM-Q lists, whose neighbours are often other row
+// tiles (density 0.1 2-4 % slower: pairs that share nothing but their pace).
+// FLASHOMNI_GEMM_CLUSTER=0 turns them off (read at every call).
+bool cluster_pairs_items(const GemmKernelParams& kp, const LaunchShape& shape, bool planned,
+                         bool long_k) {
   if (shape.split || shape.grid % 2 != 0) return false;
   const char* env = std::getenv("FLASHOMNI_GEMM_CLUSTER");
   if (env != nullptr && std::strcmp(env, "0") == 0) return false;
-  if (kp.mode != GemmMode::kQ) return kp.n_tiles % 2 == 0;
-  return !planned && kp.groups_div.d % 2 == 0 && kp.dense_items % 2 == 0;
+  if (kp.mode == GemmMode::kQ) {
+    return !planned && kp.groups_div.d % 2 == 0 && kp.dense_items % 2 == 0;
+  }
+  return kp.mode == GemmMode::kOUpdate && kp.n_tiles % 2 == 0 && (kp.cache_fp32 || long_k);
 }
 
 LaunchShape launch_shape(GemmMode mode, int64_t max_tiles, int64_t max_items, bool exact,
@@ -180,7 +186,6 @@ void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, D
   kp.row_tiles_div = gemm::FastDiv(kp.row_tiles);
   kp.n_tiles_div = gemm::FastDiv(kp.n_tiles);
   kp.groups_div = gemm::FastDiv(kp.slots > 0 ? (kp.heads + kp.slots - 1) / kp.slots : 1);
-  kp.cluster = cluster_pairs_items(kp, shape, symbols != nullptr) ? 1 : 0;
   if (shape.split) {
     char* split_ws = static_cast<char*>(workspace) + shape.plan_bytes;
     kp.split_k = 1;
@@ -204,6 +209,7 @@ void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, D
   // (cache_staged in gemm_epilogue.cuh); update must take the same path for bit-equal Y.
   const bool staged_cache = kp.mode != GemmMode::kQ && !kp.cache_fp32 && !kp.cache_only;
   kp.stages = long_k || staged_cache ? gemm::kMaxStages - 1 : gemm::kMaxStages;
+  kp.cluster = cluster_pairs_items(kp, shape, symbols != nullptr, long_k) ? 1 : 0;
   if (symbols != nullptr) {
     pp.symbols = *symbols;
     pp.batch = kp.batch;
