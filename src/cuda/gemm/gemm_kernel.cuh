@@ -216,12 +216,13 @@ void launch_sparse_gemm_stages(const GemmKernelParams& p, const GemmTensorMaps& 
   cudaLaunchAttribute attr[2];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
+  // Only cluster launches carry the attribute (a 1 x 1 x 1 cluster is still a cluster launch).
   attr[1].id = cudaLaunchAttributeClusterDimension;
-  attr[1].val.clusterDim.x = p.cluster ? 2 : 1;
+  attr[1].val.clusterDim.x = 2;
   attr[1].val.clusterDim.y = 1;
   attr[1].val.clusterDim.z = 1;
   config.attrs = attr;
-  config.numAttrs = 2;
+  config.numAttrs = p.cluster ? 2 : 1;
   FLASHOMNI_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p, maps));
 }
 
