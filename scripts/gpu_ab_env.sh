@@ -3,41 +3,50 @@
 # call (FLASHOMNI_GEMM_PREFETCH, FLASHOMNI_GEMM_SPLIT_K, ...): gemm_check of the library, then per
 # run and arm the clock64 trace (when TRACE names a library built with scripts/gemm_trace.patch)
 # and bench/gemm_bench.py, arms alternating so drift in clocks hits them alike.
+# An arm "name:LIB=<dir>" runs another library instead (a previous build) with no setting.
 # Usage: LIB=build-x TRACE=build-trace-x ARMS="off:FLASHOMNI_GEMM_PREFETCH=0 on:FLASHOMNI_GEMM_PREFETCH=8" \
 #   FLASHOMNI_COMMIT=<sha> bash scripts/gpu_ab_env.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu-out}
-mkdir -p "$OUT"
+W=$OUT/w  # per-arm files, packed into one archive at the end (the device tool returns few files)
+mkdir -p "$W"
 export PYTHONPATH=$PWD/python${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 LIB=${LIB:?LIB=<build dir>} ARMS=${ARMS:?ARMS=\"name:VAR=value ...\"}
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$OUT/device.txt"
 echo "commit ${FLASHOMNI_COMMIT:-unknown}, $(date -u +%Y-%m-%dT%H:%MZ)" | tee -a "$OUT/device.txt"
 rc=0
 if [ "${CHECK:-1}" = 1 ]; then
-  echo "=== gemm_check"
-  LD_LIBRARY_PATH=$PWD/$LIB timeout 200 "$LIB/gemm_check" > "$OUT/gemm_check.log" 2>&1 || rc=1
-  grep -v '^\[PASS\]' "$OUT/gemm_check.log" | tail -6
+  for arm in $ARMS; do
+    name=${arm%%:*} setting=${arm#*:} lib=$LIB
+    case $setting in LIB=*) lib=${setting#LIB=} setting=FLASHOMNI_AB_ARM=$name ;; esac
+    echo "=== gemm_check $name"
+    env "$setting" LD_LIBRARY_PATH=$PWD/$lib timeout 200 "$lib/gemm_check" \
+      > "$OUT/gemm_check_$name.log" 2>&1 || rc=1
+    grep -v '^\[PASS\]' "$OUT/gemm_check_$name.log" | tail -4
+  done
 fi
 for run in ${RUNS-1 2}; do
   for arm in $ARMS; do
-    name=${arm%%:*} setting=${arm#*:}
+    name=${arm%%:*} setting=${arm#*:} lib=$LIB
+    case $setting in LIB=*) lib=${setting#LIB=} setting=FLASHOMNI_AB_ARM=$name ;; esac
     if [ -n "${TRACE:-}" ]; then
       echo "=== trace $name run $run"
       env "$setting" FLASHOMNI_LIBRARY=$PWD/$TRACE/libflashomni.so timeout 200 \
-        python3 bench/gemm_trace_probe.py --out "$OUT/trace_${name}_run${run}" \
-        ${TRACE_CASES:+--cases $TRACE_CASES} > "$OUT/trace_${name}_run${run}.log" 2>&1 || rc=1
+        python3 bench/gemm_trace_probe.py --out "$W/trace_${name}_run${run}" \
+        ${TRACE_CASES:+--cases $TRACE_CASES} > "$W/trace_${name}_run${run}.log" 2>&1 || rc=1
       grep -o '^[0-9.:]* {"ghz": [0-9.]*\|"kblock_efficiency_n256": [0-9.a-z]*\|"ms": \[[0-9.]*' \
-        "$OUT/trace_${name}_run${run}.log" | paste - - - | head -12
+        "$W/trace_${name}_run${run}.log" | paste - - - | head -12
     fi
     if [ "${BENCH:-1}" = 1 ]; then
       echo "=== bench $name run $run"
       env "$setting" FLASHOMNI_COMMIT=${FLASHOMNI_COMMIT:-}-$name \
-        FLASHOMNI_LIBRARY=$PWD/$LIB/libflashomni.so timeout 240 python3 bench/gemm_bench.py \
-        --out "$OUT" --tag "${name}_run${run}" ${BENCH_ARGS:-} > "$OUT/bench_${name}_run${run}.log" 2>&1 ||
+        FLASHOMNI_LIBRARY=$PWD/$lib/libflashomni.so timeout 240 python3 bench/gemm_bench.py \
+        --out "$W" --tag "${name}_run${run}" ${BENCH_ARGS:-} > "$W/bench_${name}_run${run}.log" 2>&1 ||
         { echo "bench failed"; rc=1; }
-      grep -E "gemm_q " "$OUT/bench_${name}_run${run}.log" | head -16
+      grep -E "${BENCH_GREP:-gemm_q }" "$W/bench_${name}_run${run}.log" | head -${BENCH_LINES:-16}
     fi
   done
 done
+tar czf "$OUT/ab_env.tgz" -C "$OUT" w && rm -rf "$W"
 exit $rc
