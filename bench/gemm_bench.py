@@ -95,6 +95,8 @@ def main():
     ap.add_argument("--cache-dtype", choices=["float32", "bfloat16"], default="float32",
                     help="dtype of GEMM-O's cache C (bfloat16: TMA-staged in the kernel)")
     ap.add_argument("--ops", nargs="*", choices=["q", "o"], default=["q", "o"])
+    ap.add_argument("--seed", type=int, default=0,
+                    help="added to each case's symbol seed: other random Sq draws of one density")
     ap.add_argument("--extras", type=int, nargs="*", default=[0, 12288],
                     help="GEMM-O always-active input columns after the heads (K = 3072 + extra)")
     args = ap.parse_args()
@@ -132,7 +134,7 @@ def main():
                                  args.reps)
             record("gemm_q_dense", m, 3072, 3072, 1.0, 1.0, ms, (lo, hi), base_q, 1.0)
             for d in args.densities:
-                s, frac = symbols(m, d, seed=int(d * 1000) + m)
+                s, frac = symbols(m, d, seed=int(d * 1000) + m + args.seed)
                 ms, lo, hi = time_op(lambda: fo.gemm_q(x, wq, bq, heads=HEADS, symbols=s, out=out),
                                      args.calls, args.reps)
                 record("gemm_q", m, 3072, 3072, d, frac, ms, (lo, hi), base_q, frac)
@@ -148,7 +150,7 @@ def main():
                                    args.reps)
             record("cublas_linear", m, k, 3072, 1.0, 1.0, base, (lo, hi), base, 1.0)
             for d in args.densities:
-                s, frac = symbols(m, d, seed=int(d * 1000) + m + 1)
+                s, frac = symbols(m, d, seed=int(d * 1000) + m + 1 + args.seed)
                 ms, lo, hi = time_op(
                     lambda: fo.gemm_o_update(a, wo, bo, heads=HEADS, head_dim=HEAD_DIM,
                                              symbols=s, out=y, cache=cache), args.calls,

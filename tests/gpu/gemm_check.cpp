@@ -213,12 +213,17 @@ struct Workspace {
   }
 };
 
-// Runs f() with the last-round K split turned off (FLASHOMNI_GEMM_SPLIT_K=0, read at each call).
+// Runs f() with a launcher setting off (FLASHOMNI_GEMM_SPLIT_K=0: the last-round K split;
+// FLASHOMNI_GEMM_TALL=0: GEMM-Q's tall items; read at each call).
+template <typename F>
+void with_off(const char* setting, F&& f) {
+  setenv(setting, "0", 1);
+  f();
+  unsetenv(setting);
+}
 template <typename F>
 void without_split(F&& f) {
-  setenv("FLASHOMNI_GEMM_SPLIT_K", "0", 1);
-  f();
-  unsetenv("FLASHOMNI_GEMM_SPLIT_K");
+  with_off("FLASHOMNI_GEMM_SPLIT_K", f);
 }
 
 struct QCase {
@@ -286,6 +291,13 @@ void run_q(const QCase& c, std::mt19937& rng) {
   CUDA_OK(cudaDeviceSynchronize());
   report(compare(out, out.download(), expect, tolerance(c.dtype), detail),
          "gemm_q " + c.name + " unsplit", detail);
+  // Without tall items their rows come from one-head items: the same m64n128 wgmma over the same
+  // k-blocks from the same bias, so the same bits.
+  out.poison();
+  with_off("FLASHOMNI_GEMM_TALL", [&] { fo::cuda::gemm_q(gp, ws.ptr, ws.bytes, nullptr); });
+  CUDA_OK(cudaGetLastError());
+  CUDA_OK(cudaDeviceSynchronize());
+  report(out.download() == got, "gemm_q " + c.name + " without tall items bit-equal", "");
 }
 
 struct OCase {
@@ -463,6 +475,15 @@ int main(int argc, char** argv) {
       // heads (132 + 12), sparse ~140 whole groups of 2 and a few partial ones.
       {"dense fp16 hd64 M3000 K512 split", hf, 1, 24, 64, 128, 0, 3000, 512, 1.0, false, true},
       {"sparse0.5 bf16 M3000 K512 split", bf, 1, 24, 128, 128, 0, 3000, 512, 0.5},
+      // Tall items (plan_q_paired): 3 heads all active leave head 2 as every row tile's partial
+      // group, paired across row tiles. 97 row tiles: 97 whole + 48 tall = 145 items, so the
+      // last 13 tall items run as their one-head halves (last_round_split on 132 SMs) and one
+      // one-head item is left; a row offset of 32 with two batch entries of 5 row tiles each
+      // pairs across the entries and stores the first row tile's negative rows directly.
+      {"all-active heads3 bf16 M12388 K256 tall halves", bf, 1, 3, 128, 128, 0, 12388, 256, 1.0},
+      {"all-active heads3 fp16 batch2 row_offset32 tall", hf, 2, 3, 128, 128, 32, 600, 256, 1.0,
+       true, true, true},
+      {"sparse0.25 bf16 M4000 K512 tall", bf, 1, 24, 128, 128, 0, 4000, 512, 0.25},
       // K >= 8192 and M >= 8192: the 3-stage ring with the one-pass epilogue (launcher rule).
       {"sparse0.5 bf16 M8200 K8192 3-stage", bf, 1, 2, 128, 128, 0, 8200, 8192, 0.5},
       {"sparse0.3 fp16 hd64 M8333 K8256 3-stage", hf, 1, 4, 64, 128, 0, 8333, 8256, 0.3},
@@ -475,7 +496,7 @@ int main(int argc, char** argv) {
        true, true, true},
       {"sparse0.5 bf16 heads3 M700 K5120 K-split", bf, 1, 3, 128, 128, 0, 700, 5120, 0.5},
   };
-  if (quick) qcases = {qcases[0], qcases[2], qcases[6], qcases[23], qcases.back()};
+  if (quick) qcases = {qcases[0], qcases[2], qcases[6], qcases[22], qcases[26], qcases.back()};
   for (const auto& c : qcases) run_q(c, rng);
   std::vector<OCase> ocases = {
       {"dense bf16", bf, 1, 4, 128, 128, 0, 256, 0, 256, 1.0, false},

@@ -14,22 +14,40 @@ namespace flashomni::cuda::gemm {
 // accumulate = 0 starts from zero (the first wgmma's scale-d is 0) instead of acc's values: zeroing
 // the registers in the caller after a chain whose values were just stored made ptxas (13.0) give
 // the second chain new registers, spill 11 KB and serialise every wgmma (C7512).
-template <int kN, typename T, typename Smem>
+// kTall (a tall GEMM-Q item, kTallItem; kN = 128): the warpgroup reduces its own row tile's 128
+// rows, warpgroup 0 from the A buffer and warpgroup 1 from the second half of the B buffer, both
+// against the one head box, as two m64n128 chains into acc[0, 64) (rows 0-63) and acc[64, 128)
+// (rows 64-127): 8 wgmma a k-block where a whole tile issues 4 m64n256.
+template <int kN, typename T, typename Smem, bool kTall = false>
 __device__ __forceinline__ void consume_k_blocks(float (&acc)[128], int32_t count,
                                                  int32_t warpgroup, Smem& smem,
                                                  PipelineState<Smem::kStages>& state,
                                                  int32_t accumulate = 1) {
+  static_assert(!kTall || kN == 128, "a tall item is one 128-column head");
   const bool leader = threadIdx.x % 128 == 0;
   int32_t scale_d = accumulate;
   auto issue = [&]() {
     hopper::mbar_wait(&smem.full[state.stage()], state.phase());
-    const uint64_t desc_a =
-        hopper::smem_desc_sw128(smem.a[state.stage()] + warpgroup * 64 * kTileK * 2);
     const uint64_t desc_b = hopper::smem_desc_sw128(smem.b[state.stage()]);
     hopper::wgmma_fence();
+    if constexpr (kTall) {
+      constexpr int kRowTileBytes = kTileM * kTileK * 2;
+      const uint8_t* rows =
+          warpgroup == 0 ? smem.a[state.stage()] : smem.b[state.stage()] + kRowTileBytes;
+      const uint64_t desc_lo = hopper::smem_desc_sw128(rows);
+      const uint64_t desc_hi = hopper::smem_desc_sw128(rows + kRowTileBytes / 2);
 #pragma unroll
-    for (int kk = 0; kk < kTileK / 16; ++kk) {
-      wgmma_ss<kN, T>(acc, desc_a + 2 * kk, desc_b + 2 * kk, kk == 0 ? scale_d : 1);
+      for (int kk = 0; kk < kTileK / 16; ++kk) {
+        wgmma_m64n128<T, 0>(acc, desc_lo + 2 * kk, desc_b + 2 * kk, 1);
+        wgmma_m64n128<T, 64>(acc, desc_hi + 2 * kk, desc_b + 2 * kk, 1);
+      }
+    } else {
+      const uint64_t desc_a =
+          hopper::smem_desc_sw128(smem.a[state.stage()] + warpgroup * 64 * kTileK * 2);
+#pragma unroll
+      for (int kk = 0; kk < kTileK / 16; ++kk) {
+        wgmma_ss<kN, T>(acc, desc_a + 2 * kk, desc_b + 2 * kk, kk == 0 ? scale_d : 1);
+      }
     }
     scale_d = 1;
     hopper::wgmma_commit();

@@ -223,6 +223,27 @@ __device__ __forceinline__ void store_tile_tma(const float (&acc)[128], const Ge
   }
 }
 
+// A tall GEMM-Q item's 128 x 128 fragment of this warpgroup's row tile ((b, m0) for warpgroup 0,
+// (b2, m0_2) for 1): rows 0-63 from acc[0, 64), rows 64-127 from acc[64, 128), each stored as
+// the 64 x 128 fragment of a one-head item whose warpgroup rows start there (store_tile_tma
+// places warpgroup w's rows at m0 + 64 w, hence the shift).
+template <int kBufferBoxes, typename D>
+__device__ __forceinline__ void store_tall_tile(float (&acc)[128], const GemmKernelParams& p,
+                                                const Tile& t, const FragmentCoords& f,
+                                                uint8_t* buf, const CUtensorMap* map,
+                                                int32_t warpgroup, D* dst) {
+  Tile rows = t;
+  rows.b = warpgroup == 0 ? t.b : t.b2;
+  rows.m0 = (warpgroup == 0 ? t.m0 : t.m0_2) - warpgroup * kEpilogueRows;
+  store_tile_tma<128, kBufferBoxes>(acc, p, rows, f, buf, map, warpgroup, dst, p.out_row_stride,
+                                    p.out_batch_stride);
+#pragma unroll
+  for (int i = 0; i < 64; ++i) acc[i] = acc[64 + i];
+  rows.m0 += kEpilogueRows;
+  store_tile_tma<128, kBufferBoxes>(acc, p, rows, f, buf, map, warpgroup, dst, p.out_row_stride,
+                                    p.out_batch_stride);
+}
+
 // GEMM-O with a 16-bit cache in the 3-stage kernel: the warpgroup's 64 x kN cache fragment (kN / 64
 // boxes of 8 KB, 32 KB at kN = 256) fits its staging buffer, in the store layout. Dispatch then
 // TMA-loads it at the tile's start and adds it after the mainloop, so its DRAM read overlaps the

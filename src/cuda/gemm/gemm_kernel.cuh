@@ -108,8 +108,17 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const C
     const Tile t = get_tile(p, list, k);
     if (t.idle) continue;
     if (p.mode == GemmMode::kQ) {
-      // One 128-column head (or two of 64) fill only half of the tile: use m64n128 wgmma.
-      if (t.slots * p.head_dim <= 128) {
+      if (t.tall) {
+        // Two row tiles x one head (kTallItem): this warpgroup's row tile, 128 x 128 in acc.
+        float acc[128];
+        init_bias<128, T>(acc, p, t, f);
+#pragma unroll
+        for (int i = 0; i < 64; ++i) acc[64 + i] = acc[i];
+        consume_k_blocks<128, T, Smem, true>(acc, t.phase2, warpgroup, smem, state);
+        store_tall_tile<Smem::kEpilogueBoxes>(acc, p, t, f, buf, out_map, warpgroup,
+                                              static_cast<T*>(p.out));
+      } else if (t.slots * p.head_dim <= 128) {
+        // One 128-column head (or two of 64) fill only half of the tile: use m64n128 wgmma.
         const bool partial = split_partial(t.split);
         float acc[128];
         if (partial) {

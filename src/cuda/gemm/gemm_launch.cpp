@@ -159,6 +159,13 @@ bool cluster_pairs_items(const GemmKernelParams& kp, const LaunchShape& shape, b
   return kp.mode == GemmMode::kOUpdate && kp.n_tiles % 2 == 0 && (kp.cache_fp32 || long_k);
 }
 
+// GEMM-Q tall items (plan_q_paired: one-head partial groups of the same head paired across row
+// tiles); FLASHOMNI_GEMM_TALL=0 turns them off (read at every call, for same-call A/Bs).
+bool tall_items_enabled() {
+  const char* env = std::getenv("FLASHOMNI_GEMM_TALL");
+  return env == nullptr || std::strcmp(env, "0") != 0;
+}
+
 LaunchShape launch_shape(GemmMode mode, int64_t max_tiles, int64_t max_items, bool exact,
                          int64_t tile_k_blocks, std::size_t plan_bytes) {
   LaunchShape s;
@@ -221,6 +228,8 @@ void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, D
     pp.first_block = kp.first_block;
     pp.row_offset = kp.row_offset;
     pp.ctas = shape.split ? 0 : static_cast<int32_t>(sm_count());  // halves only without it
+    pp.pair_heads =
+        kp.mode == GemmMode::kQ && kp.slots == 2 && !shape.split && tall_items_enabled();
     pp.item_count = static_cast<int32_t*>(workspace);
     pp.items = reinterpret_cast<int4*>(static_cast<char*>(workspace) + 256);
     gemm::launch_gemm_planner(pp, stream);

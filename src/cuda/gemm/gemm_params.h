@@ -5,6 +5,7 @@
 #include <cuda.h>
 #include <cuda_runtime.h>
 
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 
@@ -52,6 +53,12 @@ inline constexpr int kPartialFloats = kTileM * kTileN;  // one fp32 tile: 128 KB
 
 enum class GemmMode : int32_t { kQ = 0, kOUpdate = 1, kODispatch = 2 };
 
+// GEMM-Q tall items (GemmPlanParams::pair_heads): the sign bit of a planner item's fourth word.
+// The planner pairs one-head partial groups only when the candidate row tiles fit its shared
+// table (4096: 512K tokens per call at 128-row tiles); longer lists keep one-head items.
+inline constexpr int32_t kTallItem = INT32_MIN;
+inline constexpr int32_t kMaxPairCandidates = 4096;
+
 // n / d for 0 <= n < 2^31 and a launch-constant d >= 1, as umulhi(n, mul) >> shift (the round-up
 // multiplier method, exact on that range): the consumers decode every tile between its
 // predecessor's epilogue and its first wgmma, where three 32-bit divides (~30 dependent
@@ -84,6 +91,8 @@ struct FastDiv {
 // Work items, 16 bytes each, written by the planner (or derived from the index when dense).
 //   GEMM-Q: {b, m0, heads, slots}: output tile rows m0..m0+127 of batch entry b, columns of up to
 //     4 heads (byte s of `heads` is the head in column slot s; slots = heads used);
+//     or a tall item {b, m0, m0_2, kTallItem | b_2 << 8 | head}: one 128-column head over two row
+//     tiles, (b, m0) for consumer warpgroup 0 and (b_2, m0_2) for warpgroup 1 (plan_q_paired);
 //   GEMM-O: one entry per row tile {b, m0, mask_lo, mask_hi} (bit h = head h active), expanded to
 //     n_tiles items (entry = item / n_tiles, column tile = item % n_tiles).
 // m0 may be negative or run past M (row_offset, tails): those rows are loaded as zeros by TMA and
@@ -146,6 +155,7 @@ struct GemmPlanParams {
   int32_t k_blocks_per_head = 0, extra_k_blocks = 0;
   int32_t cache_only = 0;
   int32_t ctas = 0;  // SMs the persistent kernel may use (GEMM-Q's last-round halves; 0: none)
+  int32_t pair_heads = 0;  // GEMM-Q, 128-column heads, no K split: tall items (plan_q_paired)
   int4* items = nullptr;
   int32_t* item_count = nullptr;
   int32_t* split_flags = nullptr;  // zeroed by the planner (GemmKernelParams::split_flags)

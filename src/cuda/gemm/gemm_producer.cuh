@@ -35,7 +35,9 @@ __device__ __forceinline__ void producer_loop(const GemmKernelParams& p, const C
     if (t.idle) continue;
     // GEMM-Q loads one weight box per used head slot; GEMM-O one per 128 output columns.
     const int32_t boxes = p.mode == GemmMode::kQ ? t.slots : t.n_width / p.b_box_rows;
-    const uint32_t bytes = kBytesA + boxes * b_box_bytes;
+    // A tall GEMM-Q item's second row tile goes into the B buffer's unused second half (one
+    // 128-row head box fills the first): 48 KB a k-block, as a whole group.
+    const uint32_t bytes = kBytesA + boxes * b_box_bytes + (t.tall ? kBytesA : 0);
     // A 16-bit cache in the 3-stage kernel comes by TMA into the staging buffers instead
     // (cache_staged).
     if (p.mode == GemmMode::kODispatch && !split_partial(t.split) &&
@@ -61,8 +63,16 @@ __device__ __forceinline__ void producer_loop(const GemmKernelParams& p, const C
         }
       } else if (p.batch > 1) {
         hopper::tma_load_3d(a_dst, a_map, &smem.full[state.stage()], k_col, t.m0, t.b);
+        if (t.tall) {
+          hopper::tma_load_3d(smem.b[state.stage()] + b_box_bytes, a_map, &smem.full[state.stage()],
+                              k_col, t.m0_2, t.b2);
+        }
       } else {
         hopper::tma_load_2d(a_dst, a_map, &smem.full[state.stage()], k_col, t.m0);
+        if (t.tall) {
+          hopper::tma_load_2d(smem.b[state.stage()] + b_box_bytes, a_map, &smem.full[state.stage()],
+                              k_col, t.m0_2);
+        }
       }
       for (int32_t box = 0; box < boxes; ++box) {
         const int32_t row = p.mode == GemmMode::kQ

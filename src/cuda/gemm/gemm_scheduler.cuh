@@ -16,9 +16,12 @@ struct Tile {
   int32_t n_width = kTileN;  // GEMM-O: output columns, 256 or 128 (a half of the last round)
   uint32_t heads = 0;        // GEMM-Q: head of column slot s in byte s
   int32_t slots = 0;         // GEMM-Q: slots in use
-  uint64_t active = 0;       // GEMM-O: active heads
-  int32_t phase1 = 0;        // k-blocks reduced before the cache is stored (update only)
-  int32_t phase2 = 0;        // k-blocks reduced after it (or all of them; a part's range)
+  // GEMM-Q tall item (kTallItem): warpgroup 1's row tile (b2, m0_2); warpgroup 0 takes (b, m0).
+  bool tall = false;
+  int32_t b2 = 0, m0_2 = 0;
+  uint64_t active = 0;  // GEMM-O: active heads
+  int32_t phase1 = 0;   // k-blocks reduced before the cache is stored (update only)
+  int32_t phase2 = 0;   // k-blocks reduced after it (or all of them; a part's range)
   // Last-round K split (split_tile): this unit reduces k-blocks [k_begin, k_begin + phase2) of
   // the tile's sequence. `split` packs ((flag index + 1) << 4 | part << 2 | parts - 1), or is 0
   // when the tile is not split. Part 0 owns the tile: it waits for the other parts' partials,
@@ -160,8 +163,16 @@ __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, const ItemLi
       const int4 w = p.items[k];
       t.b = w.x;
       t.m0 = w.y;
-      t.heads = static_cast<uint32_t>(w.z);
-      t.slots = w.w;
+      if (w.w < 0) {  // kTallItem
+        t.tall = true;
+        t.b2 = (w.w >> 8) & 0x7fffff;
+        t.m0_2 = w.z;
+        t.heads = 0xffffff00u | static_cast<uint32_t>(w.w & 0xff);
+        t.slots = 1;
+      } else {
+        t.heads = static_cast<uint32_t>(w.z);
+        t.slots = w.w;
+      }
     } else {
       // Items from split_from on are the halves of groups split_from, split_from + 1, ...
       // (last_round_split; only when every group is whole).
