@@ -19,7 +19,7 @@ bench_seed() {  # $1: Sq draw, $2: runs
     ARMS="tall:FLASHOMNI_GEMM_TALL=1 off:FLASHOMNI_GEMM_TALL=0 base:LIB=$BASE" \
     bash scripts/gpu_ab_env.sh || rc=1
 }
-bench_seed 0 "1 2"
+bench_seed 0 "${RUNS0:-1 2}"
 echo "=== memcheck --quick"
 LD_LIBRARY_PATH=$PWD/$NEW timeout 200 compute-sanitizer --tool memcheck "$NEW/gemm_check" --quick \
   > "$OUT/memcheck.log" 2>&1 || rc=1
