@@ -213,17 +213,17 @@ struct Workspace {
   }
 };
 
-// Runs f() with a launcher setting off (FLASHOMNI_GEMM_SPLIT_K=0: the last-round K split;
-// FLASHOMNI_GEMM_TALL=0: GEMM-Q's tall items; read at each call).
+// Runs f() with a launcher setting forced (FLASHOMNI_GEMM_SPLIT_K: the last-round K split;
+// FLASHOMNI_GEMM_TALL: GEMM-Q's tall items; read at each call).
 template <typename F>
-void with_off(const char* setting, F&& f) {
-  setenv(setting, "0", 1);
+void with_setting(const char* setting, const char* value, F&& f) {
+  setenv(setting, value, 1);
   f();
   unsetenv(setting);
 }
 template <typename F>
 void without_split(F&& f) {
-  with_off("FLASHOMNI_GEMM_SPLIT_K", f);
+  with_setting("FLASHOMNI_GEMM_SPLIT_K", "0", f);
 }
 
 struct QCase {
@@ -291,13 +291,18 @@ void run_q(const QCase& c, std::mt19937& rng) {
   CUDA_OK(cudaDeviceSynchronize());
   report(compare(out, out.download(), expect, tolerance(c.dtype), detail),
          "gemm_q " + c.name + " unsplit", detail);
-  // Without tall items their rows come from one-head items: the same m64n128 wgmma over the same
-  // k-blocks from the same bias, so the same bits.
-  out.poison();
-  with_off("FLASHOMNI_GEMM_TALL", [&] { fo::cuda::gemm_q(gp, ws.ptr, ws.bytes, nullptr); });
-  CUDA_OK(cudaGetLastError());
-  CUDA_OK(cudaDeviceSynchronize());
-  report(out.download() == got, "gemm_q " + c.name + " without tall items bit-equal", "");
+  // With and without tall items: a tall item's rows are those of the two one-head items it
+  // replaces (the same m64n128 wgmma over the same k-blocks from the same bias), so the same bits.
+  for (const char* tall : {"1", "0"}) {
+    out.poison();
+    with_setting("FLASHOMNI_GEMM_TALL", tall,
+                 [&] { fo::cuda::gemm_q(gp, ws.ptr, ws.bytes, nullptr); });
+    CUDA_OK(cudaGetLastError());
+    CUDA_OK(cudaDeviceSynchronize());
+    report(out.download() == got,
+           "gemm_q " + c.name + " tall items " + (tall[0] == '1' ? "on" : "off") + " bit-equal",
+           "");
+  }
 }
 
 struct OCase {
