@@ -160,10 +160,11 @@ bool cluster_pairs_items(const GemmKernelParams& kp, const LaunchShape& shape, b
 }
 
 // GEMM-Q tall items (plan_q_paired: one-head partial groups of the same head paired across row
-// tiles); FLASHOMNI_GEMM_TALL=0 turns them off (read at every call, for same-call A/Bs).
+// tiles). Opt-in, FLASHOMNI_GEMM_TALL=1 (read at every call, for same-call A/Bs): built without a
+// GPU run (gemm_notes.md item 20); scripts/gpu_tall.sh is the check that decides the default.
 bool tall_items_enabled() {
   const char* env = std::getenv("FLASHOMNI_GEMM_TALL");
-  return env == nullptr || std::strcmp(env, "0") != 0;
+  return env != nullptr && std::strcmp(env, "1") == 0;
 }
 
 LaunchShape launch_shape(GemmMode mode, int64_t max_tiles, int64_t max_items, bool exact,

@@ -105,81 +105,55 @@ __device__ __forceinline__ void wgmma_ss<256, __half>(float (&d)[128], uint64_t 
 
 // m64n128k16 on the 64 registers d[kOffset, kOffset + 64): kOffset 0 is the n128 form of
 // wgmma_ss; a tall GEMM-Q item (kTallItem) also chains its warpgroup's second 64 rows into
-// d[64, 128), so one 128-register array holds 128 rows x 128 columns.
+// d[64, 128), so one 128-register array holds 128 rows x 128 columns. One operand list for both
+// input types (kType: the PTX type name).
+#define FLASHOMNI_WGMMA_M64N128(kType)                                                             \
+  asm volatile(                                                                                    \
+      "{\n"                                                                                        \
+      ".reg .pred p;\n"                                                                            \
+      "setp.ne.b32 p, %66, 0;\n"                                                                   \
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32." kType "." kType                               \
+      " "                                                                                          \
+      "{"                                                                                          \
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                     \
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "           \
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "           \
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"             \
+      "}, %64, %65, p, 1, 1, 0, 0;\n"                                                              \
+      "}\n"                                                                                        \
+      : "+f"(d[kOffset + 0]), "+f"(d[kOffset + 1]), "+f"(d[kOffset + 2]), "+f"(d[kOffset + 3]),    \
+        "+f"(d[kOffset + 4]), "+f"(d[kOffset + 5]), "+f"(d[kOffset + 6]), "+f"(d[kOffset + 7]),    \
+        "+f"(d[kOffset + 8]), "+f"(d[kOffset + 9]), "+f"(d[kOffset + 10]), "+f"(d[kOffset + 11]),  \
+        "+f"(d[kOffset + 12]), "+f"(d[kOffset + 13]), "+f"(d[kOffset + 14]),                       \
+        "+f"(d[kOffset + 15]), "+f"(d[kOffset + 16]), "+f"(d[kOffset + 17]),                       \
+        "+f"(d[kOffset + 18]), "+f"(d[kOffset + 19]), "+f"(d[kOffset + 20]),                       \
+        "+f"(d[kOffset + 21]), "+f"(d[kOffset + 22]), "+f"(d[kOffset + 23]),                       \
+        "+f"(d[kOffset + 24]), "+f"(d[kOffset + 25]), "+f"(d[kOffset + 26]),                       \
+        "+f"(d[kOffset + 27]), "+f"(d[kOffset + 28]), "+f"(d[kOffset + 29]),                       \
+        "+f"(d[kOffset + 30]), "+f"(d[kOffset + 31]), "+f"(d[kOffset + 32]),                       \
+        "+f"(d[kOffset + 33]), "+f"(d[kOffset + 34]), "+f"(d[kOffset + 35]),                       \
+        "+f"(d[kOffset + 36]), "+f"(d[kOffset + 37]), "+f"(d[kOffset + 38]),                       \
+        "+f"(d[kOffset + 39]), "+f"(d[kOffset + 40]), "+f"(d[kOffset + 41]),                       \
+        "+f"(d[kOffset + 42]), "+f"(d[kOffset + 43]), "+f"(d[kOffset + 44]),                       \
+        "+f"(d[kOffset + 45]), "+f"(d[kOffset + 46]), "+f"(d[kOffset + 47]),                       \
+        "+f"(d[kOffset + 48]), "+f"(d[kOffset + 49]), "+f"(d[kOffset + 50]),                       \
+        "+f"(d[kOffset + 51]), "+f"(d[kOffset + 52]), "+f"(d[kOffset + 53]),                       \
+        "+f"(d[kOffset + 54]), "+f"(d[kOffset + 55]), "+f"(d[kOffset + 56]),                       \
+        "+f"(d[kOffset + 57]), "+f"(d[kOffset + 58]), "+f"(d[kOffset + 59]),                       \
+        "+f"(d[kOffset + 60]), "+f"(d[kOffset + 61]), "+f"(d[kOffset + 62]), "+f"(d[kOffset + 63]) \
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d))
+
 template <typename T, int kOffset>
 __device__ __forceinline__ void wgmma_m64n128(float (&d)[128], uint64_t desc_a, uint64_t desc_b,
                                               int32_t scale_d) {
   static_assert(kOffset == 0 || kOffset == 64, "one of the two 64-register halves");
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    asm volatile(
-        "{\n"
-        ".reg .pred p;\n"
-        "setp.ne.b32 p, %66, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-        "{"
-        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-        "}, %64, %65, p, 1, 1, 0, 0;\n"
-        "}\n"
-        : "+f"(d[kOffset + 0]), "+f"(d[kOffset + 1]), "+f"(d[kOffset + 2]), "+f"(d[kOffset + 3]),
-          "+f"(d[kOffset + 4]), "+f"(d[kOffset + 5]), "+f"(d[kOffset + 6]), "+f"(d[kOffset + 7]),
-          "+f"(d[kOffset + 8]), "+f"(d[kOffset + 9]), "+f"(d[kOffset + 10]), "+f"(d[kOffset + 11]),
-          "+f"(d[kOffset + 12]), "+f"(d[kOffset + 13]), "+f"(d[kOffset + 14]),
-          "+f"(d[kOffset + 15]), "+f"(d[kOffset + 16]), "+f"(d[kOffset + 17]),
-          "+f"(d[kOffset + 18]), "+f"(d[kOffset + 19]), "+f"(d[kOffset + 20]),
-          "+f"(d[kOffset + 21]), "+f"(d[kOffset + 22]), "+f"(d[kOffset + 23]),
-          "+f"(d[kOffset + 24]), "+f"(d[kOffset + 25]), "+f"(d[kOffset + 26]),
-          "+f"(d[kOffset + 27]), "+f"(d[kOffset + 28]), "+f"(d[kOffset + 29]),
-          "+f"(d[kOffset + 30]), "+f"(d[kOffset + 31]), "+f"(d[kOffset + 32]),
-          "+f"(d[kOffset + 33]), "+f"(d[kOffset + 34]), "+f"(d[kOffset + 35]),
-          "+f"(d[kOffset + 36]), "+f"(d[kOffset + 37]), "+f"(d[kOffset + 38]),
-          "+f"(d[kOffset + 39]), "+f"(d[kOffset + 40]), "+f"(d[kOffset + 41]),
-          "+f"(d[kOffset + 42]), "+f"(d[kOffset + 43]), "+f"(d[kOffset + 44]),
-          "+f"(d[kOffset + 45]), "+f"(d[kOffset + 46]), "+f"(d[kOffset + 47]),
-          "+f"(d[kOffset + 48]), "+f"(d[kOffset + 49]), "+f"(d[kOffset + 50]),
-          "+f"(d[kOffset + 51]), "+f"(d[kOffset + 52]), "+f"(d[kOffset + 53]),
-          "+f"(d[kOffset + 54]), "+f"(d[kOffset + 55]), "+f"(d[kOffset + 56]),
-          "+f"(d[kOffset + 57]), "+f"(d[kOffset + 58]), "+f"(d[kOffset + 59]),
-          "+f"(d[kOffset + 60]), "+f"(d[kOffset + 61]), "+f"(d[kOffset + 62]), "+f"(d[kOffset + 63])
-        : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+    FLASHOMNI_WGMMA_M64N128("bf16");
   } else {
-    asm volatile(
-        "{\n"
-        ".reg .pred p;\n"
-        "setp.ne.b32 p, %66, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
-        "{"
-        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-        "}, %64, %65, p, 1, 1, 0, 0;\n"
-        "}\n"
-        : "+f"(d[kOffset + 0]), "+f"(d[kOffset + 1]), "+f"(d[kOffset + 2]), "+f"(d[kOffset + 3]),
-          "+f"(d[kOffset + 4]), "+f"(d[kOffset + 5]), "+f"(d[kOffset + 6]), "+f"(d[kOffset + 7]),
-          "+f"(d[kOffset + 8]), "+f"(d[kOffset + 9]), "+f"(d[kOffset + 10]), "+f"(d[kOffset + 11]),
-          "+f"(d[kOffset + 12]), "+f"(d[kOffset + 13]), "+f"(d[kOffset + 14]),
-          "+f"(d[kOffset + 15]), "+f"(d[kOffset + 16]), "+f"(d[kOffset + 17]),
-          "+f"(d[kOffset + 18]), "+f"(d[kOffset + 19]), "+f"(d[kOffset + 20]),
-          "+f"(d[kOffset + 21]), "+f"(d[kOffset + 22]), "+f"(d[kOffset + 23]),
-          "+f"(d[kOffset + 24]), "+f"(d[kOffset + 25]), "+f"(d[kOffset + 26]),
-          "+f"(d[kOffset + 27]), "+f"(d[kOffset + 28]), "+f"(d[kOffset + 29]),
-          "+f"(d[kOffset + 30]), "+f"(d[kOffset + 31]), "+f"(d[kOffset + 32]),
-          "+f"(d[kOffset + 33]), "+f"(d[kOffset + 34]), "+f"(d[kOffset + 35]),
-          "+f"(d[kOffset + 36]), "+f"(d[kOffset + 37]), "+f"(d[kOffset + 38]),
-          "+f"(d[kOffset + 39]), "+f"(d[kOffset + 40]), "+f"(d[kOffset + 41]),
-          "+f"(d[kOffset + 42]), "+f"(d[kOffset + 43]), "+f"(d[kOffset + 44]),
-          "+f"(d[kOffset + 45]), "+f"(d[kOffset + 46]), "+f"(d[kOffset + 47]),
-          "+f"(d[kOffset + 48]), "+f"(d[kOffset + 49]), "+f"(d[kOffset + 50]),
-          "+f"(d[kOffset + 51]), "+f"(d[kOffset + 52]), "+f"(d[kOffset + 53]),
-          "+f"(d[kOffset + 54]), "+f"(d[kOffset + 55]), "+f"(d[kOffset + 56]),
-          "+f"(d[kOffset + 57]), "+f"(d[kOffset + 58]), "+f"(d[kOffset + 59]),
-          "+f"(d[kOffset + 60]), "+f"(d[kOffset + 61]), "+f"(d[kOffset + 62]), "+f"(d[kOffset + 63])
-        : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+    FLASHOMNI_WGMMA_M64N128("f16");
   }
 }
+#undef FLASHOMNI_WGMMA_M64N128
 
 template <>
 __device__ __forceinline__ void wgmma_ss<128, __nv_bfloat16>(float (&d)[128], uint64_t desc_a,
