@@ -4,6 +4,9 @@
 # kernels' spill / HGMMA counts from the SASS, gemm_q benches alternating tall / the same library
 # with FLASHOMNI_GEMM_TALL=0 / the previous library (Sq draw 0 twice, then once per draw in
 # SEEDS), and the GEMM pytest files of tests/gpu. Most important first (a call may time out).
+# Before the call, here: build this tree and the library to compare with (scripts/build.sh, CUDA
+# on), copy each one's libflashomni.so and gemm_check into .carry/new and .carry/base (ignored),
+# and name both in the call's carry.
 # Usage: NEW=.carry/new BASE=.carry/base SEEDS="1" FLASHOMNI_COMMIT=<sha> bash scripts/gpu_tall.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
