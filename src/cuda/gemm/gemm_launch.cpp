@@ -120,10 +120,16 @@ CUtensorMap store_map(const TensorRef& t, const Operand3& o) {
 // whose tiles reach 2 x kMinSplitKBlocks k-blocks; FLASHOMNI_GEMM_SPLIT_K=0 turns it off (the last
 // round then runs as 128-column halves where they fit, as shorter tiles always do). Read at every
 // call, so a program can compare both.
+// A launcher switch read from the environment at every call: `fallback` when `name` is unset,
+// off when it is "0", on otherwise.
+bool env_switch(const char* name, bool fallback) {
+  const char* env = std::getenv(name);
+  return env == nullptr ? fallback : std::strcmp(env, "0") != 0;
+}
+
 bool split_k_enabled(GemmMode mode, int64_t tile_k_blocks) {
   if (mode == GemmMode::kOUpdate || tile_k_blocks < 2 * gemm::kMinSplitKBlocks) return false;
-  const char* env = std::getenv("FLASHOMNI_GEMM_SPLIT_K");
-  return env == nullptr || std::strcmp(env, "0") != 0;
+  return env_switch("FLASHOMNI_GEMM_SPLIT_K", true);
 }
 
 // Grid and workspace of a launch whose list has at most `max_tiles` whole tiles (exactly that
@@ -151,8 +157,7 @@ struct LaunchShape {
 bool cluster_pairs_items(const GemmKernelParams& kp, const LaunchShape& shape, bool planned,
                          bool long_k) {
   if (shape.split || shape.grid % 2 != 0) return false;
-  const char* env = std::getenv("FLASHOMNI_GEMM_CLUSTER");
-  if (env != nullptr && std::strcmp(env, "0") == 0) return false;
+  if (!env_switch("FLASHOMNI_GEMM_CLUSTER", true)) return false;
   if (kp.mode == GemmMode::kQ) {
     return !planned && kp.groups_div.d % 2 == 0 && kp.dense_items % 2 == 0;
   }
@@ -163,8 +168,7 @@ bool cluster_pairs_items(const GemmKernelParams& kp, const LaunchShape& shape, b
 // tiles). Opt-in, FLASHOMNI_GEMM_TALL=1 (read at every call, for same-call A/Bs): built without a
 // GPU run (gemm_notes.md item 20); scripts/gpu_tall.sh is the check that decides the default.
 bool tall_items_enabled() {
-  const char* env = std::getenv("FLASHOMNI_GEMM_TALL");
-  return env != nullptr && std::strcmp(env, "1") == 0;
+  return env_switch("FLASHOMNI_GEMM_TALL", false);
 }
 
 LaunchShape launch_shape(GemmMode mode, int64_t max_tiles, int64_t max_items, bool exact,

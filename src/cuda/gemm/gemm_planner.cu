@@ -19,11 +19,19 @@ struct RowTile {
   uint64_t mask;  // active heads; 0 when the tile holds no row of [0, M)
 };
 
-__device__ __forceinline__ RowTile row_tile(const GemmPlanParams& p, int32_t index) {
-  RowTile t{index / p.row_tiles, 0, 0};
+// Candidate `index`'s query block, and its batch entry and first row in t (mask left 0).
+__device__ __forceinline__ int32_t row_tile_rows(const GemmPlanParams& p, int32_t index,
+                                                 RowTile& t) {
+  t = RowTile{index / p.row_tiles, 0, 0};
   const int32_t local = index % p.row_tiles;
   const int32_t block = p.first_block + local / p.chunks_per_block;
   t.m0 = block * p.block_q + (local % p.chunks_per_block) * kTileM - p.row_offset;
+  return block;
+}
+
+__device__ __forceinline__ RowTile row_tile(const GemmPlanParams& p, int32_t index) {
+  RowTile t;
+  const int32_t block = row_tile_rows(p, index, t);
   if (block >= p.symbols.shape.q_blocks || t.m0 + kTileM <= 0 || t.m0 >= p.rows) return t;
   for (int32_t h = 0; h < p.heads; ++h) {
     if (query_active(p.symbols, t.b, h, block)) t.mask |= 1ull << h;
@@ -191,13 +199,15 @@ __device__ void plan_q_paired(const GemmPlanParams& p, int32_t candidates) {
     while (e >= first[h] + count[h]) ++h;
     const int32_t r = e - first[h];
     if (r % 2 != 0) continue;  // the second of a pair: emitted with the first
-    const RowTile a = row_tile(p, order[e]);
+    // Only the rows: the masks were read in the passes above.
+    RowTile a, b;
+    row_tile_rows(p, order[e], a);
     const uint32_t head = 0xffffff00u | static_cast<uint32_t>(h);
     if (r + 1 == count[h]) {  // a head's odd one out
       p.items[2 * full - split_from + single_base[h]] = q_item(a, head, 1);
       continue;
     }
-    const RowTile b = row_tile(p, order[e + 1]);
+    row_tile_rows(p, order[e + 1], b);
     const int32_t item = full_total + tall_base[h] + r / 2;
     if (item < split_from) {
       p.items[item] = make_int4(a.b, a.m0, b.m0, kTallItem | b.b << 8 | h);
