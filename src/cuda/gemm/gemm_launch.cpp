@@ -116,10 +116,6 @@ CUtensorMap store_map(const TensorRef& t, const Operand3& o) {
                          gemm::kEpilogueRows, 128 / elem);
 }
 
-// The last-round K split (gemm_params.h, last_round_k_parts) serves GEMM-Q and GEMM-O dispatch
-// whose tiles reach 2 x kMinSplitKBlocks k-blocks; FLASHOMNI_GEMM_SPLIT_K=0 turns it off (the last
-// round then runs as 128-column halves where they fit, as shorter tiles always do). Read at every
-// call, so a program can compare both.
 // A launcher switch read from the environment at every call: `fallback` when `name` is unset,
 // off when it is "0", on otherwise.
 bool env_switch(const char* name, bool fallback) {
@@ -127,6 +123,10 @@ bool env_switch(const char* name, bool fallback) {
   return env == nullptr ? fallback : std::strcmp(env, "0") != 0;
 }
 
+// The last-round K split (gemm_params.h, last_round_k_parts) serves GEMM-Q and GEMM-O dispatch
+// whose tiles reach 2 x kMinSplitKBlocks k-blocks; FLASHOMNI_GEMM_SPLIT_K=0 turns it off (the last
+// round then runs as 128-column halves where they fit, as shorter tiles always do). Read at every
+// call, so a program can compare both.
 bool split_k_enabled(GemmMode mode, int64_t tile_k_blocks) {
   if (mode == GemmMode::kOUpdate || tile_k_blocks < 2 * gemm::kMinSplitKBlocks) return false;
   return env_switch("FLASHOMNI_GEMM_SPLIT_K", true);
