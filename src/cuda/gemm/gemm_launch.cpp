@@ -166,7 +166,7 @@ bool cluster_pairs_items(const GemmKernelParams& kp, const LaunchShape& shape, b
 
 // GEMM-Q tall items (plan_q_paired: one-head partial groups of the same head paired across row
 // tiles). Opt-in, FLASHOMNI_GEMM_TALL=1 (read at every call, for same-call A/Bs): on the H100
-// correct but 4-22 % slower at M = 4608 and -2 to +11 % at M >= 16896 (gemm_notes.md item 20).
+// correct, 1.04-1.22x the time without at M = 4608, 0.98-1.11x at M >= 16896 (gemm_notes item 20).
 bool tall_items_enabled() {
   return env_switch("FLASHOMNI_GEMM_TALL", false);
 }
