@@ -1,12 +1,22 @@
-"""FlashOmni: cuBLAS (torch linear) against our dense gemm_q under sustained load, with the SM
-clock and power nvidia-smi reports meanwhile. The graph-replay benchmark (gemm_bench.py) times
-short bursts, whose clock depends on what ran just before; a diffusion model keeps the GPU busy
-for seconds, at its power cap. Each op runs back to back for --seconds, in the order cuBLAS,
-ours, cuBLAS, ours, at each M; a phase's time is its total GPU time over its calls. JSON and
-a log line per phase go to --out.
+"""FlashOmni: our GEMMs against cuBLAS (torch linear) under sustained load, with the SM clock and
+power nvidia-smi reports meanwhile. The graph-replay benchmark (gemm_bench.py) times short
+bursts, whose clock depends on what ran just before (cuBLAS is timed first, after a pause; its own
+time moved 12-17 % between two samples of one run); a diffusion model keeps the GPU busy for
+seconds, at its power cap.
+
+Cases are grouped by shape (M, K): in a group cuBLAS runs first, then each case, cuBLAS again,
+the cases in reverse order, cuBLAS a third time, with no pause in between, so every case has a
+cuBLAS phase at most a few seconds away under the same load. Each phase replays a CUDA graph of
+--calls calls back to back for --seconds (graphs keep the host out of the small cases: a 40 us
+call is shorter than a launch from Python); a phase's time is its total GPU time over its calls.
+Per case: best of its two phases, x cuBLAS = mean of the group's cuBLAS phases / ours, and
+fraction of ideal with ideal = that cuBLAS time x the work fraction (gemm_bench.py's rule: active
+tiles for GEMM-Q, 1 for update, active K columns for dispatch). JSON and a line per phase and per
+case go to --out.
 
     PYTHONPATH=python:bench FLASHOMNI_LIBRARY=build/libflashomni.so \
-        python3 bench/gemm_clock_probe.py
+        python3 bench/gemm_clock_probe.py                      # dense gemm_q only, as before
+    ... python3 bench/gemm_clock_probe.py --ops q o --densities 1 0.5 0.25 0.1
 """
 
 import argparse
@@ -19,28 +29,39 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import flashomni as fo
+from gemm_bench import HEAD_DIM, HEADS, symbols
 
-HEADS, K = 24, 3072
 
-
-def phase(fn, seconds):
-    for _ in range(5):
+def graph_of(fn, calls):
+    for _ in range(3):
         fn()
     torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for _ in range(calls):
+            fn()
+    return g
+
+
+def phase(g, calls, seconds):
+    """(t0, t1 unix seconds, ms per call, calls) of replaying g back to back for `seconds`."""
+    g.replay()
+    torch.cuda.synchronize()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    t0, calls = time.time(), 0
+    t0, replays = time.time(), 0
     start.record()
     while time.time() - t0 < seconds:
-        for _ in range(20):
-            fn()
-        calls += 20
+        for _ in range(4):
+            g.replay()
+        replays += 4
         torch.cuda.synchronize()
     end.record()
     end.synchronize()
-    return t0, time.time(), start.elapsed_time(end) / calls, calls
+    return t0, time.time(), start.elapsed_time(end) / (replays * calls), replays * calls
 
 
 def smi_samples(path, t0, t1):
@@ -58,56 +79,113 @@ def smi_samples(path, t0, t1):
     return out
 
 
+def groups(args, cache_dt):
+    """Yields (m, k, cuBLAS fn, [(op, density, work, fn)]) with the tensors kept alive by the fns."""
+    dt = torch.bfloat16
+    for m in args.rows:
+        if "q" in args.ops:
+            x = torch.randn(m, 3072, device="cuda", dtype=dt)
+            wq = torch.randn(HEADS * HEAD_DIM, 3072, device="cuda", dtype=dt) / 55
+            bq = torch.randn(HEADS * HEAD_DIM, device="cuda", dtype=dt)
+            out = torch.empty(m, HEADS * HEAD_DIM, device="cuda", dtype=dt)
+            cases = [("gemm_q_dense", 1.0, 1.0,
+                      lambda: fo.gemm_q(x, wq, bq, heads=HEADS, out=out))]
+            for d in args.densities:
+                # The seeds of gemm_bench.py, so a case here is the same Sq draw as there.
+                s, frac = symbols(m, d, seed=int(d * 1000) + m + args.seed)
+                cases.append(("gemm_q", d, frac, lambda s=s: fo.gemm_q(
+                    x, wq, bq, heads=HEADS, symbols=s, out=out)))
+            yield m, 3072, lambda: torch.nn.functional.linear(x, wq, bq), cases
+            del x, wq, bq, out, cases
+        for extra in (args.extras if "o" in args.ops else []):
+            k = HEADS * HEAD_DIM + extra
+            a = torch.randn(m, k, device="cuda", dtype=dt)
+            wo = torch.randn(3072, k, device="cuda", dtype=dt) / np.sqrt(k)
+            bo = torch.randn(3072, device="cuda", dtype=dt)
+            y = torch.empty(m, 3072, device="cuda", dtype=dt)
+            cache = torch.empty(m, 3072, device="cuda", dtype=cache_dt)
+            cases = []
+            for d in args.densities:
+                s, frac = symbols(m, d, seed=int(d * 1000) + m + 1 + args.seed)
+                cases.append(("gemm_o_update", d, 1.0, lambda s=s: fo.gemm_o_update(
+                    a, wo, bo, heads=HEADS, head_dim=HEAD_DIM, symbols=s, out=y, cache=cache)))
+                kfrac = (frac * HEADS * HEAD_DIM + extra) / k
+                cases.append(("gemm_o_dispatch", d, kfrac, lambda s=s: fo.gemm_o_dispatch(
+                    a, wo, cache, heads=HEADS, head_dim=HEAD_DIM, symbols=s, out=y)))
+            yield m, k, lambda: torch.nn.functional.linear(a, wo, bo), cases
+            del a, wo, bo, y, cache, cases
+        torch.cuda.empty_cache()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, nargs="*", default=[4608, 16896, 33792])
-    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--ops", nargs="*", choices=["q", "o"], default=["q"])
+    ap.add_argument("--densities", type=float, nargs="*", default=[],
+                    help="Sq densities of the sparse cases (none: dense gemm_q only)")
+    ap.add_argument("--extras", type=int, nargs="*", default=[0, 12288],
+                    help="GEMM-O always-active input columns after the heads (K = 3072 + extra)")
+    ap.add_argument("--cache-dtype", choices=["float32", "bfloat16"], default="float32")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seconds", type=float, default=1.0)
+    ap.add_argument("--calls", type=int, default=8, help="calls per graph replay")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     ap.add_argument("--tag", default="h100")
     args = ap.parse_args()
+    cache_dt = torch.float32 if args.cache_dtype == "float32" else torch.bfloat16
+    torch.manual_seed(0)
     smi_path = os.path.join(tempfile.mkdtemp(), "smi.csv")
     smi = subprocess.Popen(["nvidia-smi", "--query-gpu=timestamp,clocks.sm,power.draw",
                             "--format=csv,noheader", "-lms", "100"],
                            stdout=open(smi_path, "w"), stderr=subprocess.DEVNULL)
     rows = []
     try:
-        for m in args.rows:
-            x = torch.randn(m, K, device="cuda", dtype=torch.bfloat16)
-            w = torch.randn(HEADS * 128, K, device="cuda", dtype=torch.bfloat16) / 55
-            out = torch.empty(m, HEADS * 128, device="cuda", dtype=torch.bfloat16)
-            ops = {"cublas_linear": lambda: torch.nn.functional.linear(x, w),
-                   "gemm_q_dense": lambda: fo.gemm_q(x, w, None, heads=HEADS, out=out)}
-            for rep in range(2):
-                for op, fn in ops.items():
-                    t0, t1, ms, calls = phase(fn, args.seconds)
-                    rows.append(dict(op=op, M=m, rep=rep, ms=ms, calls=calls,
-                                     tflops=2.0 * m * K * HEADS * 128 / ms / 1e9, t0=t0, t1=t1))
-                    time.sleep(0.3)
+        for m, k, base_fn, cases in groups(args, cache_dt):
+            base_g = graph_of(base_fn, args.calls)
+            graphs = [graph_of(c[3], args.calls) for c in cases]
+            order = ([None] + list(range(len(cases))) + [None] +
+                     list(reversed(range(len(cases)))) + [None])
+            for idx in order:
+                g = base_g if idx is None else graphs[idx]
+                op, d, work = ("cublas_linear", 1.0, 1.0) if idx is None else cases[idx][:3]
+                t0, t1, ms, calls = phase(g, args.calls, args.seconds)
+                rows.append(dict(op=op, M=m, K=k, density=d, work=work, ms=ms, calls=calls,
+                                 tflops=2.0 * m * k * 3072 * work / ms / 1e9, t0=t0, t1=t1))
+            del base_g, graphs
     finally:
         time.sleep(0.3)
         smi.terminate()
         smi.wait()
     for r in rows:
-        s = smi_samples(smi_path, r["t0"] + 0.5, r["t1"])  # past the first half second
+        s = smi_samples(smi_path, r["t0"] + 0.3, r["t1"])  # past the phase's first 0.3 s
         r["smi_samples"] = len(s)
         r["sm_clock_mhz"] = sum(c for c, _ in s) / len(s) if s else None
         r["power_w"] = sum(p for _, p in s) / len(s) if s else None
-        print(f"{r['op']:14s} M={r['M']:6d} rep {r['rep']}: {r['ms']:.4f} ms {r['tflops']:5.0f} "
-              f"TF/s  clock {r['sm_clock_mhz'] or 0:.0f} MHz  power {r['power_w'] or 0:.0f} W",
-              flush=True)
-    for m in args.rows:
-        best = {op: min(r["ms"] for r in rows if r["M"] == m and r["op"] == op)
-                for op in ("cublas_linear", "gemm_q_dense")}
-        print(f"M={m}: gemm_q dense x cuBLAS (sustained, best of 2) "
-              f"{best['cublas_linear'] / best['gemm_q_dense']:.3f}")
+        print(f"{r['op']:16s} M={r['M']:6d} K={r['K']:6d} d={r['density']:4.2f}: {r['ms']:.4f} ms "
+              f"{r['tflops']:5.0f} TF/s  clock {r['sm_clock_mhz'] or 0:.0f} MHz  "
+              f"power {r['power_w'] or 0:.0f} W", flush=True)
+    summary = []
+    for m, k in dict.fromkeys((r["M"], r["K"]) for r in rows):
+        grp = [r for r in rows if r["M"] == m and r["K"] == k]
+        base = float(np.mean([r["ms"] for r in grp if r["op"] == "cublas_linear"]))
+        for op, d in dict.fromkeys((r["op"], r["density"]) for r in grp):
+            if op == "cublas_linear":
+                continue
+            mine = [r for r in grp if r["op"] == op and r["density"] == d]
+            ms, work = min(r["ms"] for r in mine), mine[0]["work"]
+            summary.append(dict(op=op, M=m, K=k, density=d, work=work, ms=ms, cublas_ms=base,
+                                x_cublas=base / ms, frac_of_ideal=base * work / ms))
+            print(f"{op:16s} M={m:6d} K={k:6d} d={d:4.2f}: {ms:.4f} ms, cuBLAS {base:.4f} ms: "
+                  f"x cuBLAS {base / ms:.3f}, ideal {base * work / ms:.3f} (sustained)")
     commit = os.environ.get("FLASHOMNI_COMMIT") or subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     meta = dict(device=torch.cuda.get_device_name(), commit=commit,
                 date=datetime.datetime.now().isoformat(timespec="seconds"),
-                torch=torch.__version__, seconds_per_phase=args.seconds)
+                torch=torch.__version__, seconds_per_phase=args.seconds,
+                calls_per_replay=args.calls, cache_dtype=args.cache_dtype, seed=args.seed)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     path = Path(args.out) / f"gemm_sustained_{args.tag}.json"
-    path.write_text(json.dumps(dict(meta=meta, rows=rows), indent=1))
+    path.write_text(json.dumps(dict(meta=meta, rows=rows, summary=summary), indent=1))
     print(f"wrote {path}")
 
 
