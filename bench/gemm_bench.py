@@ -52,6 +52,16 @@ def symbols(rows, density, seed):
     return s, frac
 
 
+def o_operands(m, extra, cache_dt):
+    """GEMM-O's K, input A [m, K], weight [3072, K], bias, output Y and cache C (bf16 but C)."""
+    dt, k = torch.bfloat16, HEADS * HEAD_DIM + extra
+    a = torch.randn(m, k, device="cuda", dtype=dt)
+    wo = torch.randn(3072, k, device="cuda", dtype=dt) / np.sqrt(k)
+    bo = torch.randn(3072, device="cuda", dtype=dt)
+    y = torch.empty(m, 3072, device="cuda", dtype=dt)
+    return k, a, wo, bo, y, torch.empty(m, 3072, device="cuda", dtype=cache_dt)
+
+
 def time_op(fn, calls, reps):
     """Median milliseconds per call: fn captured `calls` times in a CUDA graph, replayed."""
     for _ in range(3):
@@ -140,12 +150,7 @@ def main():
                 record("gemm_q", m, 3072, 3072, d, frac, ms, (lo, hi), base_q, frac)
             del x, out
         for extra in (args.extras if "o" in args.ops else []):
-            k = HEADS * HEAD_DIM + extra
-            a = torch.randn(m, k, device="cuda", dtype=dt)
-            wo = torch.randn(3072, k, device="cuda", dtype=dt) / np.sqrt(k)
-            bo = torch.randn(3072, device="cuda", dtype=dt)
-            y = torch.empty(m, 3072, device="cuda", dtype=dt)
-            cache = torch.empty(m, 3072, device="cuda", dtype=cache_dt)
+            k, a, wo, bo, y, cache = o_operands(m, extra, cache_dt)
             base, lo, hi = time_op(lambda: torch.nn.functional.linear(a, wo, bo), args.calls,
                                    args.reps)
             record("cublas_linear", m, k, 3072, 1.0, 1.0, base, (lo, hi), base, 1.0)

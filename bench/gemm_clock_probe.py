@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 import flashomni as fo
-from gemm_bench import HEAD_DIM, HEADS, symbols
+from gemm_bench import HEAD_DIM, HEADS, o_operands, symbols
 
 
 def graph_of(fn, calls):
@@ -102,12 +102,7 @@ def groups(args, cache_dt):
             yield m, 3072, lambda: torch.nn.functional.linear(x, wq, bq), cases
             del x, wq, bq, out, cases
         for extra in (args.extras if "o" in args.ops else []):
-            k = HEADS * HEAD_DIM + extra
-            a = torch.randn(m, k, device="cuda", dtype=dt)
-            wo = torch.randn(3072, k, device="cuda", dtype=dt) / np.sqrt(k)
-            bo = torch.randn(3072, device="cuda", dtype=dt)
-            y = torch.empty(m, 3072, device="cuda", dtype=dt)
-            cache = torch.empty(m, 3072, device="cuda", dtype=cache_dt)
+            k, a, wo, bo, y, cache = o_operands(m, extra, cache_dt)
             cases = []
             for d in args.densities:
                 s, frac = symbols(m, d, seed=int(d * 1000) + m + 1 + args.seed)
