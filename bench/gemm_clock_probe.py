@@ -15,7 +15,7 @@ tiles for GEMM-Q, 1 for update, active K columns for dispatch). JSON and a line 
 case go to --out.
 
     PYTHONPATH=python:bench FLASHOMNI_LIBRARY=build/libflashomni.so \
-        python3 bench/gemm_clock_probe.py                      # dense gemm_q only, as before
+        python3 bench/gemm_clock_probe.py                      # dense gemm_q (with bias) only
     ... python3 bench/gemm_clock_probe.py --ops q o --densities 1 0.5 0.25 0.1
 """
 
@@ -139,7 +139,7 @@ def main():
                            stdout=open(smi_path, "w"), stderr=subprocess.DEVNULL)
     rows = []
     try:
-        for m, k, base_fn, cases in groups(args, cache_dt):
+        for group, (m, k, base_fn, cases) in enumerate(groups(args, cache_dt)):
             base_g = graph_of(base_fn, args.calls)
             graphs = [graph_of(c[3], args.calls) for c in cases]
             order = ([None] + list(range(len(cases))) + [None] +
@@ -148,7 +148,7 @@ def main():
                 g = base_g if idx is None else graphs[idx]
                 op, d, work = ("cublas_linear", 1.0, 1.0) if idx is None else cases[idx][:3]
                 t0, t1, ms, calls = phase(g, args.calls, args.seconds)
-                rows.append(dict(op=op, M=m, K=k, density=d, work=work, ms=ms, calls=calls,
+                rows.append(dict(group=group, op=op, M=m, K=k, density=d, work=work, ms=ms, calls=calls,
                                  tflops=2.0 * m * k * 3072 * work / ms / 1e9, t0=t0, t1=t1))
             del base_g, graphs
     finally:
@@ -164,8 +164,9 @@ def main():
               f"{r['tflops']:5.0f} TF/s  clock {r['sm_clock_mhz'] or 0:.0f} MHz  "
               f"power {r['power_w'] or 0:.0f} W", flush=True)
     summary = []
-    for m, k in dict.fromkeys((r["M"], r["K"]) for r in rows):
-        grp = [r for r in rows if r["M"] == m and r["K"] == k]
+    for group in dict.fromkeys(r["group"] for r in rows):  # GEMM-Q and GEMM-O's K = 3072 apart
+        grp = [r for r in rows if r["group"] == group]
+        m, k = grp[0]["M"], grp[0]["K"]
         base = float(np.mean([r["ms"] for r in grp if r["op"] == "cublas_linear"]))
         for op, d in dict.fromkeys((r["op"], r["density"]) for r in grp):
             if op == "cublas_linear":
