@@ -52,6 +52,25 @@ def symbols(rows, density, seed):
     return s, frac
 
 
+def q_operands(m):
+    """GEMM-Q's input X [m, 3072], weight [H d, 3072], bias and output (bf16)."""
+    dt = torch.bfloat16
+    x = torch.randn(m, 3072, device="cuda", dtype=dt)
+    wq = torch.randn(HEADS * HEAD_DIM, 3072, device="cuda", dtype=dt) / 55
+    bq = torch.randn(HEADS * HEAD_DIM, device="cuda", dtype=dt)
+    return x, wq, bq, torch.empty(m, HEADS * HEAD_DIM, device="cuda", dtype=dt)
+
+
+def case_symbols(op, m, density, seed):
+    """The Sq draw of one case (op "q" or "o"), so every tool times the same draws."""
+    return symbols(m, density, seed=int(density * 1000) + m + (op == "o") + seed)
+
+
+def dispatch_work(frac, extra):
+    """Dispatch's work fraction: active head columns plus the always-active extra ones."""
+    return (frac * HEADS * HEAD_DIM + extra) / (HEADS * HEAD_DIM + extra)
+
+
 def o_operands(m, extra, cache_dt):
     """GEMM-O's K, input A [m, K], weight [3072, K], bias, output Y and cache C (bf16 but C)."""
     dt, k = torch.bfloat16, HEADS * HEAD_DIM + extra
@@ -112,7 +131,6 @@ def main():
     args = ap.parse_args()
     cache_dt = torch.float32 if args.cache_dtype == "float32" else torch.bfloat16
     torch.manual_seed(0)
-    dt = torch.bfloat16
     dev = torch.cuda.get_device_name()
     bw = copy_bandwidth()
     print(f"device: {dev}; copy bandwidth {bw:.0f} GB/s", flush=True)
@@ -132,19 +150,16 @@ def main():
 
     for m in args.rows:
         if "q" in args.ops:
-            x = torch.randn(m, 3072, device="cuda", dtype=dt)
-            wq = torch.randn(HEADS * HEAD_DIM, 3072, device="cuda", dtype=dt) / 55
-            bq = torch.randn(HEADS * HEAD_DIM, device="cuda", dtype=dt)
+            x, wq, bq, out = q_operands(m)
             # cuBLAS baseline: the same projection through torch (F.linear with bias).
             base_q, lo, hi = time_op(lambda: torch.nn.functional.linear(x, wq, bq), args.calls,
                                      args.reps)
             record("cublas_linear", m, 3072, 3072, 1.0, 1.0, base_q, (lo, hi), base_q, 1.0)
-            out = torch.empty(m, HEADS * HEAD_DIM, device="cuda", dtype=dt)
             ms, lo, hi = time_op(lambda: fo.gemm_q(x, wq, bq, heads=HEADS, out=out), args.calls,
                                  args.reps)
             record("gemm_q_dense", m, 3072, 3072, 1.0, 1.0, ms, (lo, hi), base_q, 1.0)
             for d in args.densities:
-                s, frac = symbols(m, d, seed=int(d * 1000) + m + args.seed)
+                s, frac = case_symbols("q", m, d, args.seed)
                 ms, lo, hi = time_op(lambda: fo.gemm_q(x, wq, bq, heads=HEADS, symbols=s, out=out),
                                      args.calls, args.reps)
                 record("gemm_q", m, 3072, 3072, d, frac, ms, (lo, hi), base_q, frac)
@@ -155,13 +170,13 @@ def main():
                                    args.reps)
             record("cublas_linear", m, k, 3072, 1.0, 1.0, base, (lo, hi), base, 1.0)
             for d in args.densities:
-                s, frac = symbols(m, d, seed=int(d * 1000) + m + 1 + args.seed)
+                s, frac = case_symbols("o", m, d, args.seed)
                 ms, lo, hi = time_op(
                     lambda: fo.gemm_o_update(a, wo, bo, heads=HEADS, head_dim=HEAD_DIM,
                                              symbols=s, out=y, cache=cache), args.calls,
                     args.reps)
                 record("gemm_o_update", m, k, 3072, d, frac, ms, (lo, hi), base, 1.0)
-                kfrac = (frac * HEADS * HEAD_DIM + extra) / k
+                kfrac = dispatch_work(frac, extra)
                 ms, lo, hi = time_op(
                     lambda: fo.gemm_o_dispatch(a, wo, cache, heads=HEADS, head_dim=HEAD_DIM,
                                                symbols=s, out=y), args.calls, args.reps)

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 import flashomni as fo
-from gemm_bench import HEAD_DIM, HEADS, o_operands, symbols
+from gemm_bench import HEAD_DIM, HEADS, case_symbols, dispatch_work, o_operands, q_operands
 
 
 def graph_of(fn, calls):
@@ -85,18 +85,13 @@ def smi_samples(path, t0, t1):
 
 def groups(args, cache_dt):
     """Yields (m, k, cuBLAS fn, [(op, density, work, fn)]) with the tensors kept alive by the fns."""
-    dt = torch.bfloat16
     for m in args.rows:
         if "q" in args.ops:
-            x = torch.randn(m, 3072, device="cuda", dtype=dt)
-            wq = torch.randn(HEADS * HEAD_DIM, 3072, device="cuda", dtype=dt) / 55
-            bq = torch.randn(HEADS * HEAD_DIM, device="cuda", dtype=dt)
-            out = torch.empty(m, HEADS * HEAD_DIM, device="cuda", dtype=dt)
+            x, wq, bq, out = q_operands(m)
             cases = [("gemm_q_dense", 1.0, 1.0,
                       lambda: fo.gemm_q(x, wq, bq, heads=HEADS, out=out))]
             for d in args.densities:
-                # The seeds of gemm_bench.py, so a case here is the same Sq draw as there.
-                s, frac = symbols(m, d, seed=int(d * 1000) + m + args.seed)
+                s, frac = case_symbols("q", m, d, args.seed)
                 cases.append(("gemm_q", d, frac, lambda s=s: fo.gemm_q(
                     x, wq, bq, heads=HEADS, symbols=s, out=out)))
             yield m, 3072, lambda: torch.nn.functional.linear(x, wq, bq), cases
@@ -105,11 +100,10 @@ def groups(args, cache_dt):
             k, a, wo, bo, y, cache = o_operands(m, extra, cache_dt)
             cases = []
             for d in args.densities:
-                s, frac = symbols(m, d, seed=int(d * 1000) + m + 1 + args.seed)
+                s, frac = case_symbols("o", m, d, args.seed)
                 cases.append(("gemm_o_update", d, 1.0, lambda s=s: fo.gemm_o_update(
                     a, wo, bo, heads=HEADS, head_dim=HEAD_DIM, symbols=s, out=y, cache=cache)))
-                kfrac = (frac * HEADS * HEAD_DIM + extra) / k
-                cases.append(("gemm_o_dispatch", d, kfrac, lambda s=s: fo.gemm_o_dispatch(
+                cases.append(("gemm_o_dispatch", d, dispatch_work(frac, extra), lambda s=s: fo.gemm_o_dispatch(
                     a, wo, cache, heads=HEADS, head_dim=HEAD_DIM, symbols=s, out=y)))
             yield m, k, lambda: torch.nn.functional.linear(a, wo, bo), cases
             del a, wo, bo, y, cache, cases
