@@ -74,8 +74,8 @@ def smi_samples(path, t0, t1):
     with open(path) as f:
         for row in csv.reader(f):
             try:
-                t = datetime.datetime.strptime(row[0].strip(), "%Y/%m/%d %H:%M:%S.%f").replace(
-                    tzinfo=datetime.timezone.utc).timestamp()
+                # nvidia-smi writes local time; a naive datetime's timestamp() reads it as local.
+                t = datetime.datetime.strptime(row[0].strip(), "%Y/%m/%d %H:%M:%S.%f").timestamp()
                 if t0 <= t <= t1:
                     out.append((float(row[1].split()[0]), float(row[2].split()[0])))
             except (ValueError, IndexError):
