@@ -88,8 +88,11 @@ def groups(args, cache_dt):
     for m in args.rows:
         if "q" in args.ops:
             x, wq, bq, out = q_operands(m)
+            # Without a bias too: what the bias costs us (cuBLAS is timed with it).
             cases = [("gemm_q_dense", 1.0, 1.0,
-                      lambda: fo.gemm_q(x, wq, bq, heads=HEADS, out=out))]
+                      lambda: fo.gemm_q(x, wq, bq, heads=HEADS, out=out)),
+                     ("gemm_q_dense_nobias", 1.0, 1.0,
+                      lambda: fo.gemm_q(x, wq, None, heads=HEADS, out=out))]
             for d in args.densities:
                 s, frac = case_symbols("q", m, d, args.seed)
                 cases.append(("gemm_q", d, frac, lambda s=s: fo.gemm_q(

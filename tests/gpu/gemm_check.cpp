@@ -214,7 +214,8 @@ struct Workspace {
 };
 
 // Runs f() with a launcher setting forced (FLASHOMNI_GEMM_SPLIT_K: the last-round K split;
-// FLASHOMNI_GEMM_TALL: GEMM-Q's tall items; read at each call).
+// FLASHOMNI_GEMM_TALL: GEMM-Q's tall items; FLASHOMNI_GEMM_BIAS_STAGED: the bias by bulk copy
+// into shared memory or from global memory; read at each call).
 template <typename F>
 void with_setting(const char* setting, const char* value, F&& f) {
   setenv(setting, value, 1);
@@ -284,6 +285,14 @@ void run_q(const QCase& c, std::mt19937& rng) {
   fo::cuda::gemm_q(gp, ws.ptr, ws.bytes, nullptr);
   CUDA_OK(cudaDeviceSynchronize());
   report(out.download() == got, "gemm_q " + c.name + " deterministic", "");
+  // The bias loaded from global memory, as for an unaligned one (FLASHOMNI_GEMM_BIAS_STAGED=0):
+  // the same values start the same accumulators, so the same bits.
+  out.poison();
+  with_setting("FLASHOMNI_GEMM_BIAS_STAGED", "0",
+               [&] { fo::cuda::gemm_q(gp, ws.ptr, ws.bytes, nullptr); });
+  CUDA_OK(cudaGetLastError());
+  CUDA_OK(cudaDeviceSynchronize());
+  report(out.download() == got, "gemm_q " + c.name + " bias from global == staged", "");
   // Without the last-round K split (halves where they fit): the same result within tolerance.
   out.poison();
   without_split([&] { fo::cuda::gemm_q(gp, ws.ptr, ws.bytes, nullptr); });
@@ -376,6 +385,15 @@ void run_o(const OCase& c, std::mt19937& rng) {
   CUDA_OK(cudaGetLastError());
   CUDA_OK(cudaDeviceSynchronize());
   report(cache.download() == got_c, "gemm_o_update " + c.name + " cache only == cache", "");
+  // The bias loaded from global memory (FLASHOMNI_GEMM_BIAS_STAGED=0): the same C and Y bits.
+  cache.poison();
+  out.poison();
+  with_setting("FLASHOMNI_GEMM_BIAS_STAGED", "0",
+               [&] { fo::cuda::gemm_o_update(gp, ws.ptr, ws.bytes, nullptr); });
+  CUDA_OK(cudaGetLastError());
+  CUDA_OK(cudaDeviceSynchronize());
+  report(cache.download() == got_c && out.download() == got_y,
+         "gemm_o_update " + c.name + " bias from global == staged", "");
   // dispatch from the GPU's cache without the K split: the same Y, bit for bit (update never
   // splits); with it (the default), against the oracle run on that cache, and deterministic.
   fo::GemmOParams gd = gp;

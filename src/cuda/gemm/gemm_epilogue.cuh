@@ -11,6 +11,7 @@
 
 #include "cuda/common/hopper.cuh"
 #include "cuda/gemm/gemm_scheduler.cuh"
+#include "cuda/gemm/gemm_smem.cuh"
 
 namespace flashomni::cuda::gemm {
 
@@ -82,10 +83,10 @@ __device__ __forceinline__ int32_t output_col(const GemmKernelParams& p, const T
   return col < p.cols ? col : -1;
 }
 
-// acc = bias (broadcast over rows) or 0; columns = kN / 8 groups.
+// acc = bias (broadcast over rows) or 0, from global memory; columns = kN / 8 groups.
 template <int kN, typename T>
-__device__ __forceinline__ void init_bias(float (&acc)[128], const GemmKernelParams& p,
-                                          const Tile& t, const FragmentCoords& f) {
+__device__ __forceinline__ void init_bias_global(float (&acc)[128], const GemmKernelParams& p,
+                                                 const Tile& t, const FragmentCoords& f) {
   const T* bias = static_cast<const T*>(p.bias);
 #pragma unroll
   for (int j = 0; j < kN / 8; ++j) {
@@ -99,6 +100,42 @@ __device__ __forceinline__ void init_bias(float (&acc)[128], const GemmKernelPar
     acc[4 * j + 2] = v.x;
     acc[4 * j + 3] = v.y;
   }
+}
+
+// acc = bias, staged or from global memory (GemmKernelParams::bias_staged). From global, the 32
+// loads a thread issues at tile start wait on L2 before the first wgmma (~1-2k clocks of a
+// ~55k-clock tile, while L2 serves the mainloop's loads); staged, the producer's bulk copy was
+// issued with the tile's first loads, a ring (~4k clocks) ahead, and the reads are ld.shared
+// (8 threads of a warp share a word: no bank conflicts).
+template <int kN, typename T, typename Smem>
+__device__ __forceinline__ void init_bias(float (&acc)[128], const GemmKernelParams& p,
+                                          const Tile& t, const FragmentCoords& f, Smem& smem,
+                                          PipelineState<Smem::kStages>& state) {
+  if (!bias_staged_tile(p, t)) {
+    init_bias_global<kN, T>(acc, p, t, f);
+    return;
+  }
+  const int32_t slot = state.bias_slot();
+  hopper::mbar_wait(&smem.bias_full[slot], state.bias_phase());
+  const int32_t valid = bias_cols(p, t);
+  const uint8_t* base = smem.bias[slot];
+#pragma unroll
+  for (int j = 0; j < kN / 8; ++j) {
+    const int32_t c = 8 * j + f.col0;
+    float2 v = make_float2(0.f, 0.f);
+    if (c < valid) {
+      const uint32_t w = hopper::ld_shared_u32(base + 2 * c);
+      v = load_pair(reinterpret_cast<const T*>(&w));
+    }
+    acc[4 * j + 0] = v.x;
+    acc[4 * j + 1] = v.y;
+    acc[4 * j + 2] = v.x;
+    acc[4 * j + 3] = v.y;
+  }
+  // Every consumer thread arrives (256): the arrive's release orders its reads before the
+  // producer's next copy into the slot.
+  hopper::mbar_arrive(&smem.bias_empty[slot]);
+  state.bias_advance();
 }
 
 // acc = 0 for the first kCount values (kN / 2 of a kN-column fragment).

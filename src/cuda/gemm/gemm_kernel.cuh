@@ -40,7 +40,7 @@ __device__ __forceinline__ void consume_o_tile(
   } else if (p.mode == GemmMode::kOUpdate) {
     // C = bias + cached heads, stored; then Y = C + active heads + extra (cache only: C alone),
     // in the same registers (fp32 cache) or from the staged C (16-bit, add_staged_and_store).
-    init_bias<kN, T>(acc, p, t, f);
+    init_bias<kN, T>(acc, p, t, f, smem, state);
     consume_k_blocks<kN, T>(acc, t.phase1, warpgroup, smem, state);
     if (p.cache_fp32) {
       store_tile_tma<kN, kBoxes>(acc, p, t, f, buf, cache_map, warpgroup,
@@ -111,7 +111,7 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const C
       if (t.tall) {
         // Two row tiles x one head (kTallItem): this warpgroup's row tile, 128 x 128 in acc.
         float acc[128];
-        init_bias<128, T>(acc, p, t, f);
+        init_bias<128, T>(acc, p, t, f, smem, state);
 #pragma unroll
         for (int i = 0; i < 64; ++i) acc[64 + i] = acc[i];
         consume_k_blocks<128, T, Smem, true>(acc, t.phase2, warpgroup, smem, state);
@@ -124,7 +124,7 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const C
         if (partial) {
           zero_fill<128 / 2>(acc);
         } else {
-          init_bias<128, T>(acc, p, t, f);
+          init_bias<128, T>(acc, p, t, f, smem, state);
         }
         consume_k_blocks<128, T>(acc, t.phase2, warpgroup, smem, state, partial ? 0 : 1);
         if (partial) {
@@ -141,7 +141,7 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const C
         if (partial) {
           zero_fill<256 / 2>(acc);
         } else {
-          init_bias<256, T>(acc, p, t, f);
+          init_bias<256, T>(acc, p, t, f, smem, state);
         }
         consume_k_blocks<256, T>(acc, t.phase2, warpgroup, smem, state, partial ? 0 : 1);
         if (partial) {
@@ -186,6 +186,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int w = 0; w < 2; ++w) {
       hopper::mbar_init(&smem.cache_full[w], 1);
       hopper::mbar_init(&smem.partial_full[w], 1);
+      hopper::mbar_init(&smem.bias_full[w], 1);
+      hopper::mbar_init(&smem.bias_empty[w], 2 * 128);
     }
     hopper::mbar_init_fence();
   }

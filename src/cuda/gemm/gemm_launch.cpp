@@ -2,6 +2,7 @@
 // what the sm_90a kernel supports, carve the workspace, encode the TMA maps, enqueue the planner
 // (when symbols are given) and the persistent kernel on the caller's stream. No host sync.
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -171,6 +172,16 @@ bool tall_items_enabled() {
   return env_switch("FLASHOMNI_GEMM_TALL", false);
 }
 
+// The bias staged in shared memory by bulk copies (GemmKernelParams::bias_staged), whose ends
+// must be 16-byte aligned: the bias pointer, and N % 8 == 0 for GEMM-O's last column tile (GEMM-Q
+// copies whole heads, head_dim x 2 >= 128 bytes). Otherwise, or with FLASHOMNI_GEMM_BIAS_STAGED=0
+// (read at every call, for same-call A/Bs), the consumers load it from global memory.
+bool bias_staged(const GemmKernelParams& kp) {
+  if (kp.bias == nullptr || reinterpret_cast<std::uintptr_t>(kp.bias) % 16 != 0) return false;
+  if (kp.mode != GemmMode::kQ && kp.cols % 8 != 0) return false;
+  return env_switch("FLASHOMNI_GEMM_BIAS_STAGED", true);
+}
+
 LaunchShape launch_shape(GemmMode mode, int64_t max_tiles, int64_t max_items, bool exact,
                          int64_t tile_k_blocks, std::size_t plan_bytes) {
   LaunchShape s;
@@ -222,6 +233,7 @@ void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, D
   const bool staged_cache = kp.mode != GemmMode::kQ && !kp.cache_fp32 && !kp.cache_only;
   kp.stages = long_k || staged_cache ? gemm::kMaxStages - 1 : gemm::kMaxStages;
   kp.cluster = cluster_pairs_items(kp, shape, symbols != nullptr, long_k) ? 1 : 0;
+  kp.bias_staged = bias_staged(kp) ? 1 : 0;
   if (symbols != nullptr) {
     pp.symbols = *symbols;
     pp.batch = kp.batch;

@@ -23,6 +23,30 @@ __device__ __forceinline__ void prefetch_cache_tile(const GemmKernelParams& p, c
   }
 }
 
+// The tile's bias into the next bias slot (bias_staged_tile), ahead of its first k-block: GEMM-Q
+// one copy per head slot (head_dim x 2 bytes), GEMM-O update one of the tile's columns (the
+// launcher stages only 16-byte-aligned biases with N % 8 == 0, so every copy is whole 16 bytes).
+template <typename Smem>
+__device__ __forceinline__ void stage_bias(const GemmKernelParams& p, const Tile& t, Smem& smem,
+                                           PipelineState<Smem::kStages>& state) {
+  const int32_t slot = state.bias_slot();
+  hopper::mbar_wait(&smem.bias_empty[slot], state.bias_phase() ^ 1);
+  uint64_t* full = &smem.bias_full[slot];
+  hopper::mbar_arrive_expect_tx(full, static_cast<uint32_t>(bias_cols(p, t)) * 2);
+  const auto* bias = static_cast<const uint8_t*>(p.bias);
+  if (p.mode == GemmMode::kQ) {
+    const uint32_t bytes = static_cast<uint32_t>(p.head_dim) * 2;
+    for (int32_t s = 0; s < t.slots; ++s) {
+      const int32_t head = static_cast<int32_t>((t.heads >> (8 * s)) & 0xffu);
+      hopper::bulk_load(smem.bias[slot] + s * bytes, bias + head * bytes, bytes, full);
+    }
+  } else {
+    hopper::bulk_load(smem.bias[slot], bias + 2 * t.n0, static_cast<uint32_t>(bias_cols(p, t)) * 2,
+                      full);
+  }
+  state.bias_advance();
+}
+
 template <typename Smem>
 __device__ __forceinline__ void producer_loop(const GemmKernelParams& p, const CUtensorMap* a_map,
                                               const CUtensorMap* b_map, Smem& smem) {
@@ -44,6 +68,7 @@ __device__ __forceinline__ void producer_loop(const GemmKernelParams& p, const C
         (p.cache_fp32 || Smem::kEpilogueBoxes < 4)) {
       prefetch_cache_tile(p, t);
     }
+    if (bias_staged_tile(p, t)) stage_bias(p, t, smem, state);
     for_each_k_block(p, t, [&](int32_t k_col) {
       hopper::mbar_wait(&smem.empty[state.stage()], state.phase() ^ 1);
       hopper::mbar_arrive_expect_tx(&smem.full[state.stage()], bytes);

@@ -48,6 +48,17 @@ __device__ __forceinline__ int32_t split_parts(int32_t code) {
 }
 static_assert(kMaxSplitK <= 4, "split codes hold a part in 2 bits");
 
+// GemmKernelParams::bias_staged: tile t starts from a bias the producer staged (GEMM-Q and
+// GEMM-O update; not a K split's non-owner part, which starts from zero, nor dispatch, whose
+// cache holds it). Producer and consumers walk the bias slots by this one rule.
+__device__ __forceinline__ bool bias_staged_tile(const GemmKernelParams& p, const Tile& t) {
+  return p.bias_staged && p.mode != GemmMode::kODispatch && !split_partial(t.split);
+}
+// Bias values a tile uses, in tile-column order: its head slots' (GEMM-Q) or its columns inside N.
+__device__ __forceinline__ int32_t bias_cols(const GemmKernelParams& p, const Tile& t) {
+  return p.mode == GemmMode::kQ ? t.slots * p.head_dim : min(t.n_width, p.cols - t.n0);
+}
+
 __device__ __forceinline__ uint64_t all_heads(int32_t heads) {
   return heads >= 64 ? ~0ull : (1ull << heads) - 1;
 }
