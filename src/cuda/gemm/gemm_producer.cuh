@@ -40,7 +40,7 @@ __device__ __forceinline__ void stage_bias(const GemmKernelParams& p, const Tile
       const int32_t head = static_cast<int32_t>((t.heads >> (8 * s)) & 0xffu);
       hopper::bulk_load(smem.bias[slot] + s * bytes, bias + head * bytes, bytes, full);
     }
-  } else {
+  } else if (bias_cols(p, t) > 0) {  // none: the arrival alone completes the slot's phase
     hopper::bulk_load(smem.bias[slot], bias + 2 * t.n0, static_cast<uint32_t>(bias_cols(p, t)) * 2,
                       full);
   }

@@ -54,9 +54,10 @@ static_assert(kMaxSplitK <= 4, "split codes hold a part in 2 bits");
 __device__ __forceinline__ bool bias_staged_tile(const GemmKernelParams& p, const Tile& t) {
   return p.bias_staged && p.mode != GemmMode::kODispatch && !split_partial(t.split);
 }
-// Bias values a tile uses, in tile-column order: its head slots' (GEMM-Q) or its columns inside N.
+// Bias values a tile uses, in tile-column order: its head slots' (GEMM-Q) or its columns inside N
+// (none for the second half of a last column tile narrower than 128: N = 320's half at 384).
 __device__ __forceinline__ int32_t bias_cols(const GemmKernelParams& p, const Tile& t) {
-  return p.mode == GemmMode::kQ ? t.slots * p.head_dim : min(t.n_width, p.cols - t.n0);
+  return p.mode == GemmMode::kQ ? t.slots * p.head_dim : max(0, min(t.n_width, p.cols - t.n0));
 }
 
 __device__ __forceinline__ uint64_t all_heads(int32_t heads) {
