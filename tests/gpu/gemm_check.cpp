@@ -285,8 +285,8 @@ void run_q(const QCase& c, std::mt19937& rng) {
   fo::cuda::gemm_q(gp, ws.ptr, ws.bytes, nullptr);
   CUDA_OK(cudaDeviceSynchronize());
   report(out.download() == got, "gemm_q " + c.name + " deterministic", "");
-  // The bias loaded from global memory, as for an unaligned one (FLASHOMNI_GEMM_BIAS_STAGED=0):
-  // the same values start the same accumulators, so the same bits.
+  // The bias loaded from global memory (FLASHOMNI_GEMM_BIAS_STAGED=0, the path an unaligned bias
+  // takes): the same values start the same accumulators, so the same bits.
   out.poison();
   with_setting("FLASHOMNI_GEMM_BIAS_STAGED", "0",
                [&] { fo::cuda::gemm_q(gp, ws.ptr, ws.bytes, nullptr); });

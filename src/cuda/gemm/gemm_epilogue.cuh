@@ -103,10 +103,11 @@ __device__ __forceinline__ void init_bias_global(float (&acc)[128], const GemmKe
 }
 
 // acc = bias, staged or from global memory (GemmKernelParams::bias_staged). From global, the 32
-// loads a thread issues at tile start wait on L2 before the first wgmma (~1-2k clocks of a
-// ~55k-clock tile, while L2 serves the mainloop's loads); staged, the producer's bulk copy was
-// issued with the tile's first loads, a ring (~4k clocks) ahead, and the reads are ld.shared
-// (8 threads of a warp share a word: no bank conflicts).
+// loads a thread issues at tile start wait on L2 (busy with the mainloop's TMA loads) before the
+// first wgmma: 5-8 % of GEMM-Q's and update's time on the H100, ~3,000 clocks of a ~55k-clock
+// tile (gemm_notes.md item 22). Staged, the producer's bulk copy left with the tile's first loads,
+// a ring (~4k clocks) ahead, and the reads are ld.shared (8 threads of a warp share a word: no
+// bank conflicts); the staged and the no-bias runs then take the same time within 1 %.
 template <int kN, typename T, typename Smem>
 __device__ __forceinline__ void init_bias(float (&acc)[128], const GemmKernelParams& p,
                                           const Tile& t, const FragmentCoords& f, Smem& smem,

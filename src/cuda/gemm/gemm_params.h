@@ -142,8 +142,9 @@ struct GemmKernelParams {
   int64_t out_row_stride = 0, out_batch_stride = 0;
   const void* bias = nullptr;
   // The producer brings each tile's bias into shared memory by a bulk copy with the tile's first
-  // loads (bias_staged in gemm_epilogue.cuh), so the consumers do not wait on L2 at tile start;
-  // 0 (unaligned bias or N % 8 != 0, or FLASHOMNI_GEMM_BIAS_STAGED=0) loads it from global.
+  // loads (stage_bias in gemm_producer.cuh, init_bias in gemm_epilogue.cuh), so the consumers do
+  // not wait on L2 at tile start; 0 (unaligned bias, N % 8 != 0, or FLASHOMNI_GEMM_BIAS_STAGED=0)
+  // loads it from global memory.
   int32_t bias_staged = 0;
   void* cache = nullptr;  // GEMM-O: written by update, read by dispatch
   int32_t cache_fp32 = 0;
