@@ -2,10 +2,14 @@
 # One lent-GPU call comparing settings of ONE library that are read from the environment at every
 # call (FLASHOMNI_GEMM_PREFETCH, FLASHOMNI_GEMM_SPLIT_K, ...): gemm_check of the library, then per
 # run and arm the clock64 trace (when TRACE names a library built with scripts/gemm_trace.patch)
-# and bench/gemm_bench.py, arms alternating so drift in clocks hits them alike.
+# and bench/gemm_bench.py (BENCH=probe: the sustained bench/gemm_clock_probe.py instead, with
+# PROBE_ARGS), arms alternating so drift in clocks hits them alike.
 # An arm "name:LIB=<dir>" runs another library instead (a previous build) with no setting.
 # Usage: LIB=build-x TRACE=build-trace-x ARMS="off:FLASHOMNI_GEMM_PREFETCH=0 on:FLASHOMNI_GEMM_PREFETCH=8" \
 #   FLASHOMNI_COMMIT=<sha> bash scripts/gpu_ab_env.sh
+# Session 14's staged-bias A/B: LIB=.carry/bias CHECK=0 RUNS=1 BENCH=probe \
+#   ARMS="staged:FLASHOMNI_AB_ARM=staged global:FLASHOMNI_GEMM_BIAS_STAGED=0 again:FLASHOMNI_AB_ARM=again" \
+#   PROBE_ARGS="--ops q o --densities 1 0.25 --extras 0 --seconds 0.8" bash scripts/gpu_ab_env.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu-out}
@@ -45,6 +49,13 @@ for run in ${RUNS-1 2}; do
         --out "$W" --tag "${name}_run${run}" ${BENCH_ARGS:-} > "$W/bench_${name}_run${run}.log" 2>&1 ||
         { echo "bench failed"; rc=1; }
       grep -E "${BENCH_GREP:-gemm_q }" "$W/bench_${name}_run${run}.log" | head -${BENCH_LINES:-16}
+    elif [ "$BENCH" = probe ]; then
+      echo "=== sustained probe $name run $run"
+      env "$setting" FLASHOMNI_COMMIT=${FLASHOMNI_COMMIT:-}-$name \
+        FLASHOMNI_LIBRARY=$PWD/$lib/libflashomni.so timeout 240 python3 bench/gemm_clock_probe.py \
+        --out "$W" --tag "${name}_run${run}" ${PROBE_ARGS:-} > "$W/probe_${name}_run${run}.log" 2>&1 ||
+        { echo "probe failed"; rc=1; }
+      grep "(sustained)" "$W/probe_${name}_run${run}.log"
     fi
   done
 done
