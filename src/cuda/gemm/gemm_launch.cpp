@@ -154,8 +154,7 @@ struct LaunchShape {
 // long K (1-9 % faster); not dispatch (no gain), not the staged 16-bit cache update at short K
 // (2-8 % slower at M = 4608), not planned GEMM-Q lists, whose neighbours are often other row
 // tiles (density 0.1 2-4 % slower: pairs that share nothing but their pace).
-// FLASHOMNI_GEMM_CLUSTER=0 turns them off (read at every call); FLASHOMNI_GEMM_CLUSTER_STAGED=1
-// also pairs the staged 16-bit-cache update at short K (for a sustained-load A/B).
+// FLASHOMNI_GEMM_CLUSTER=0 turns them off (read at every call).
 bool cluster_pairs_items(const GemmKernelParams& kp, const LaunchShape& shape, bool planned,
                          bool long_k) {
   if (shape.split || shape.grid % 2 != 0) return false;
@@ -163,8 +162,7 @@ bool cluster_pairs_items(const GemmKernelParams& kp, const LaunchShape& shape, b
   if (kp.mode == GemmMode::kQ) {
     return !planned && kp.groups_div.d % 2 == 0 && kp.dense_items % 2 == 0;
   }
-  return kp.mode == GemmMode::kOUpdate && kp.n_tiles % 2 == 0 &&
-         (kp.cache_fp32 || long_k || env_switch("FLASHOMNI_GEMM_CLUSTER_STAGED", false));
+  return kp.mode == GemmMode::kOUpdate && kp.n_tiles % 2 == 0 && (kp.cache_fp32 || long_k);
 }
 
 // GEMM-Q tall items (plan_q_paired: one-head partial groups of the same head paired across row
