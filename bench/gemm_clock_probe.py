@@ -84,7 +84,7 @@ def smi_samples(path, t0, t1):
 
 
 def groups(args, cache_dt):
-    """Yields (m, k, cuBLAS fn, [(op, density, work, fn)]) with the tensors kept alive by the fns."""
+    """Yields (m, k, cuBLAS fn, [(op, density, work, fn)]); the fns keep the tensors alive."""
     for m in args.rows:
         if "q" in args.ops:
             x, wq, bq, out = q_operands(m)
@@ -106,8 +106,9 @@ def groups(args, cache_dt):
                 s, frac = case_symbols("o", m, d, args.seed)
                 cases.append(("gemm_o_update", d, 1.0, lambda s=s: fo.gemm_o_update(
                     a, wo, bo, heads=HEADS, head_dim=HEAD_DIM, symbols=s, out=y, cache=cache)))
-                cases.append(("gemm_o_dispatch", d, dispatch_work(frac, extra), lambda s=s: fo.gemm_o_dispatch(
-                    a, wo, cache, heads=HEADS, head_dim=HEAD_DIM, symbols=s, out=y)))
+                cases.append(("gemm_o_dispatch", d, dispatch_work(frac, extra),
+                              lambda s=s: fo.gemm_o_dispatch(a, wo, cache, heads=HEADS,
+                                                             head_dim=HEAD_DIM, symbols=s, out=y)))
             yield m, k, lambda: torch.nn.functional.linear(a, wo, bo), cases
             del a, wo, bo, y, cache, cases
         torch.cuda.empty_cache()
@@ -145,8 +146,9 @@ def main():
                 g = base_g if idx is None else graphs[idx]
                 op, d, work = ("cublas_linear", 1.0, 1.0) if idx is None else cases[idx][:3]
                 t0, t1, ms, calls = phase(g, args.calls, args.seconds)
-                rows.append(dict(group=group, op=op, M=m, K=k, density=d, work=work, ms=ms, calls=calls,
-                                 tflops=2.0 * m * k * 3072 * work / ms / 1e9, t0=t0, t1=t1))
+                rows.append(dict(group=group, op=op, M=m, K=k, density=d, work=work, ms=ms,
+                                 calls=calls, tflops=2.0 * m * k * 3072 * work / ms / 1e9,
+                                 t0=t0, t1=t1))
             del base_g, graphs
     finally:
         time.sleep(0.3)

@@ -42,20 +42,20 @@ for run in ${RUNS-1 2}; do
       grep -o '^[0-9.:]* {"ghz": [0-9.]*\|"kblock_efficiency_n256": [0-9.a-z]*\|"ms": \[[0-9.]*' \
         "$W/trace_${name}_run${run}.log" | paste - - - | head -12
     fi
-    if [ "${BENCH:-1}" = 1 ]; then
-      echo "=== bench $name run $run"
+    case ${BENCH:-1} in
+      1) kind=bench script=bench/gemm_bench.py args=${BENCH_ARGS:-} pick=${BENCH_GREP:-gemm_q }
+        lines=${BENCH_LINES:-16} ;;
+      probe) kind=probe script=bench/gemm_clock_probe.py args=${PROBE_ARGS:-} pick='\(sustained\)'
+        lines=${BENCH_LINES:-200} ;;
+      *) kind= ;;
+    esac
+    if [ -n "$kind" ]; then
+      echo "=== $kind $name run $run"
       env "$setting" FLASHOMNI_COMMIT=${FLASHOMNI_COMMIT:-}-$name \
-        FLASHOMNI_LIBRARY=$PWD/$lib/libflashomni.so timeout 240 python3 bench/gemm_bench.py \
-        --out "$W" --tag "${name}_run${run}" ${BENCH_ARGS:-} > "$W/bench_${name}_run${run}.log" 2>&1 ||
-        { echo "bench failed"; rc=1; }
-      grep -E "${BENCH_GREP:-gemm_q }" "$W/bench_${name}_run${run}.log" | head -${BENCH_LINES:-16}
-    elif [ "$BENCH" = probe ]; then
-      echo "=== sustained probe $name run $run"
-      env "$setting" FLASHOMNI_COMMIT=${FLASHOMNI_COMMIT:-}-$name \
-        FLASHOMNI_LIBRARY=$PWD/$lib/libflashomni.so timeout 240 python3 bench/gemm_clock_probe.py \
-        --out "$W" --tag "${name}_run${run}" ${PROBE_ARGS:-} > "$W/probe_${name}_run${run}.log" 2>&1 ||
-        { echo "probe failed"; rc=1; }
-      grep "(sustained)" "$W/probe_${name}_run${run}.log"
+        FLASHOMNI_LIBRARY=$PWD/$lib/libflashomni.so timeout 240 python3 $script \
+        --out "$W" --tag "${name}_run${run}" $args > "$W/${kind}_${name}_run${run}.log" 2>&1 ||
+        { echo "$kind failed"; rc=1; }
+      grep -E -- "$pick" "$W/${kind}_${name}_run${run}.log" | head -"$lines"
     fi
   done
 done
