@@ -10,6 +10,7 @@ OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
 LIB=${LIB:-.carry/new}
 TAG=${TAG:-h100_${FLASHOMNI_COMMIT:-local}}
+TAG=${TAG//[^A-Za-z0-9_.-]/_}  # the device tool returns no file whose name has other characters
 export FLASHOMNI_LIBRARY=$PWD/$LIB/libflashomni.so PYTHONPATH=$PWD/python:$PWD/bench
 D="1 0.5 0.25 0.1"
 rc=0
