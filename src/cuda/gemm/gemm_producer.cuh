@@ -32,7 +32,8 @@ __device__ __forceinline__ void stage_bias(const GemmKernelParams& p, const Tile
   const int32_t slot = state.bias_slot();
   hopper::mbar_wait(&smem.bias_empty[slot], state.bias_phase() ^ 1);
   uint64_t* full = &smem.bias_full[slot];
-  hopper::mbar_arrive_expect_tx(full, static_cast<uint32_t>(bias_cols(p, t)) * 2);
+  const uint32_t bytes_all = static_cast<uint32_t>(bias_cols(p, t)) * 2;
+  hopper::mbar_arrive_expect_tx(full, bytes_all);
   const auto* bias = static_cast<const uint8_t*>(p.bias);
   if (p.mode == GemmMode::kQ) {
     const uint32_t bytes = static_cast<uint32_t>(p.head_dim) * 2;
@@ -40,9 +41,8 @@ __device__ __forceinline__ void stage_bias(const GemmKernelParams& p, const Tile
       const int32_t head = static_cast<int32_t>((t.heads >> (8 * s)) & 0xffu);
       hopper::bulk_load(smem.bias[slot] + s * bytes, bias + head * bytes, bytes, full);
     }
-  } else if (bias_cols(p, t) > 0) {  // none: the arrival alone completes the slot's phase
-    hopper::bulk_load(smem.bias[slot], bias + 2 * t.n0, static_cast<uint32_t>(bias_cols(p, t)) * 2,
-                      full);
+  } else if (bytes_all > 0) {  // none: the arrival alone completes the slot's phase
+    hopper::bulk_load(smem.bias[slot], bias + 2 * t.n0, bytes_all, full);
   }
   state.bias_advance();
 }
