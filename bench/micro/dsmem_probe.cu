@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 namespace cg = cooperative_groups;
@@ -43,25 +44,32 @@ __global__ void __cluster_dims__(2, 1, 1)
   }
 }
 
+// Exits with the failing call's name and CUDA's message (no copy is timed after an error).
+static void check(cudaError_t e, const char* what) {
+  if (e == cudaSuccess) return;
+  std::printf("%s: %s\n", what, cudaGetErrorString(e));
+  std::exit(1);
+}
+
 int main() {
   const int grid = 132;
   float4* global_dst = nullptr;
   long long* clocks = nullptr;
-  cudaMalloc(&global_dst, static_cast<size_t>(grid) * kBytes);
-  cudaMalloc(&clocks, sizeof(long long) * grid / 2 * kReps);
-  cudaFuncSetAttribute(copy_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
+  check(cudaMalloc(&global_dst, static_cast<size_t>(grid) * kBytes), "cudaMalloc(global_dst)");
+  check(cudaMalloc(&clocks, sizeof(long long) * grid / 2 * kReps), "cudaMalloc(clocks)");
+  check(cudaFuncSetAttribute(copy_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes),
+        "cudaFuncSetAttribute");
   const char* names[] = {"peer (DSMEM)", "own shared", "global", "no copy"};
   for (int target = 0; target < 4; ++target) {
     copy_kernel<<<grid, kThreads, kBytes>>>(target, global_dst, clocks);
+    check(cudaGetLastError(), names[target]);
     std::vector<long long> host(grid / 2 * kReps);
-    cudaMemcpy(host.data(), clocks, sizeof(long long) * host.size(), cudaMemcpyDeviceToHost);
-    if (cudaGetLastError() != cudaSuccess || cudaDeviceSynchronize() != cudaSuccess) {
-      std::printf("%s: CUDA error %s\n", names[target], cudaGetErrorString(cudaGetLastError()));
-      return 1;
-    }
+    check(cudaMemcpy(host.data(), clocks, sizeof(long long) * host.size(), cudaMemcpyDeviceToHost),
+          names[target]);
     std::vector<long long> warm;  // rep 0 is the cold one
-    for (int c = 0; c < grid / 2; ++c)
-      warm.insert(warm.end(), &host[c * kReps + 1], &host[(c + 1) * kReps]);
+    for (int c = 0; c < grid / 2; ++c) {
+      warm.insert(warm.end(), host.data() + c * kReps + 1, host.data() + (c + 1) * kReps);
+    }
     std::sort(warm.begin(), warm.end());
     const long long med = warm[warm.size() / 2], hi = warm[warm.size() * 9 / 10];
     std::printf("%-13s %d KB: median %lld clocks (p90 %lld), %.1f B per clock per writing SM\n",
