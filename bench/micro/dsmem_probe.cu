@@ -3,9 +3,8 @@
 // CTA pair of a 132-CTA grid (all SMs busy, as in the kernel's last round): rank 1's 256 threads
 // write `kBytes` into rank 0's buffer with 16-byte stores, then the pair meets at a cluster
 // barrier. Printed: clocks per copy (CTA 1's thread 0; median and p90 over every pair's reps but
-// the first, cold one) and bytes per clock; the
-// same copy into the CTA's own shared memory and into global memory, and the two cluster
-// barriers alone, as references.
+// the first, cold one) and bytes per clock; the same copy into the CTA's own shared memory and
+// into global memory, and the two cluster barriers alone, as references.
 // Build: nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a bench/micro/dsmem_probe.cu
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
