@@ -293,6 +293,20 @@ void run_q(const QCase& c, std::mt19937& rng) {
   CUDA_OK(cudaGetLastError());
   CUDA_OK(cudaDeviceSynchronize());
   report(out.download() == got, "gemm_q " + c.name + " bias from global == staged", "");
+  // The pair K split (FLASHOMNI_GEMM_PAIR_SPLIT=1; dense lists in a cluster launch whose last
+  // round has halves, else the same path): within tolerance, and deterministic.
+  out.poison();
+  with_setting("FLASHOMNI_GEMM_PAIR_SPLIT", "1",
+               [&] { fo::cuda::gemm_q(gp, ws.ptr, ws.bytes, nullptr); });
+  CUDA_OK(cudaGetLastError());
+  CUDA_OK(cudaDeviceSynchronize());
+  const std::vector<uint8_t> paired = out.download();
+  report(compare(out, paired, expect, tolerance(c.dtype), detail),
+         "gemm_q " + c.name + " pair split", detail);
+  with_setting("FLASHOMNI_GEMM_PAIR_SPLIT", "1",
+               [&] { fo::cuda::gemm_q(gp, ws.ptr, ws.bytes, nullptr); });
+  CUDA_OK(cudaDeviceSynchronize());
+  report(out.download() == paired, "gemm_q " + c.name + " pair split deterministic", "");
   // Without the last-round K split (halves where they fit): the same result within tolerance.
   out.poison();
   without_split([&] { fo::cuda::gemm_q(gp, ws.ptr, ws.bytes, nullptr); });
@@ -501,6 +515,13 @@ int main(int argc, char** argv) {
       // heads (132 + 12), sparse ~140 whole groups of 2 and a few partial ones.
       {"dense fp16 hd64 M3000 K512 split", hf, 1, 24, 64, 128, 0, 3000, 512, 1.0, false, true},
       {"sparse0.5 bf16 M3000 K512 split", bf, 1, 24, 128, 128, 0, 3000, 512, 0.5},
+      // Dense lists in a cluster launch whose last round would run as halves, for the pair K
+      // split (q_pair_split, the "pair split" runs; case 19 above too: 8 k-blocks, head dim 64):
+      // 144 groups of 2 heads at K = 3072 (12 tiles in 2 x 24 k-blocks), and two batch entries with
+      // a row offset, a row tail and a K tail (268 groups: 4 split tiles of 2 x 3 k-blocks).
+      {"dense bf16 M1536 K3072 pair split", bf, 1, 24, 128, 128, 0, 1536, 3072, 1.0, false, true},
+      {"dense bf16 batch2 row_offset32 M8500 K376 pair split", bf, 2, 4, 128, 128, 32, 8500, 376,
+       1.0, false, true, true},
       // Tall items (plan_q_paired): 3 heads all active leave head 2 as every row tile's partial
       // group, paired across row tiles. 97 row tiles: 97 whole + 48 tall = 145 items, so the
       // last 13 tall items run as their one-head halves (last_round_split on 132 SMs) and one
@@ -522,7 +543,9 @@ int main(int argc, char** argv) {
        true, true, true},
       {"sparse0.5 bf16 heads3 M700 K5120 K-split", bf, 1, 3, 128, 128, 0, 700, 5120, 0.5},
   };
-  if (quick) qcases = {qcases[0], qcases[2], qcases[6], qcases[22], qcases[26], qcases.back()};
+  if (quick) {
+    qcases = {qcases[0], qcases[2], qcases[6], qcases[19], qcases[24], qcases[28], qcases.back()};
+  }
   for (const auto& c : qcases) run_q(c, rng);
   std::vector<OCase> ocases = {
       {"dense bf16", bf, 1, 4, 128, 128, 0, 256, 0, 256, 1.0, false},

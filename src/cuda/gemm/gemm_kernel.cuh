@@ -137,18 +137,29 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const C
                                                   p.out_batch_stride);
       } else {
         const bool partial = split_partial(t.split);
+        // A pair K split's sender reads the staged bias as the keeper does but starts from zero
+        // (the bias is the keeper's to add).
+        const bool sender = pair_sender(t.split, warpgroup);
         float acc[128];
         if (partial) {
           zero_fill<256 / 2>(acc);
         } else {
           init_bias<256, T>(acc, p, t, f, smem, state);
         }
-        consume_k_blocks<256, T>(acc, t.phase2, warpgroup, smem, state, partial ? 0 : 1);
+        consume_k_blocks<256, T>(acc, t.phase2, warpgroup, smem, state, partial || sender ? 0 : 1);
         if (partial) {
           store_partial<256>(acc, p, t.split, warpgroup);
           continue;
         }
-        if (t.split != 0) add_partials<256>(acc, p, t.split, k, warpgroup, smem);
+        if (sender) {
+          send_pair_partial<256>(acc, warpgroup, smem);
+          continue;
+        }
+        if (pair_split(t.split)) {
+          receive_pair_partial<256>(acc, warpgroup, smem);
+        } else if (t.split != 0) {
+          add_partials<256>(acc, p, t.split, k, warpgroup, smem);
+        }
         store_tile_tma<256, Smem::kEpilogueBoxes>(acc, p, t, f, buf, out_map, warpgroup,
                                                   static_cast<T*>(p.out), p.out_row_stride,
                                                   p.out_batch_stride);
@@ -189,6 +200,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       hopper::mbar_init(&smem.bias_full[w], 1);
       hopper::mbar_init(&smem.bias_empty[w], 2 * 128);
     }
+    hopper::mbar_init(&smem.peer_free, 1);
     hopper::mbar_init_fence();
   }
   // In a cluster the peer's multicasts and arrivals reach these barriers: both CTAs' must be

@@ -165,6 +165,19 @@ bool cluster_pairs_items(const GemmKernelParams& kp, const LaunchShape& shape, b
   return kp.mode == GemmMode::kOUpdate && kp.n_tiles % 2 == 0 && (kp.cache_fp32 || long_k);
 }
 
+// The pair K split (GemmKernelParams::pair_split): a dense GEMM-Q list in a cluster launch
+// whose last round runs as halves runs it instead as both K halves of each group, one per CTA
+// of the pair, the partial crossing over DSMEM. Needs an even k-block count (equal halves: the
+// pair's CTAs release each other's ring stages, so both must walk as many).
+// Opt-in (FLASHOMNI_GEMM_PAIR_SPLIT=1) until it has run on the H100; FLASHOMNI_GEMM_SPLIT_K=0
+// keeps the halves too (read at every call).
+bool q_pair_split(const GemmKernelParams& kp, bool planned) {
+  if (kp.mode != GemmMode::kQ || planned || !kp.cluster) return false;
+  if (kp.split_from >= kp.dense_items || kp.k_blocks % 2 != 0) return false;
+  return env_switch("FLASHOMNI_GEMM_SPLIT_K", true) &&
+         env_switch("FLASHOMNI_GEMM_PAIR_SPLIT", false);
+}
+
 // GEMM-Q tall items (plan_q_paired: one-head partial groups of the same head paired across row
 // tiles). Opt-in, FLASHOMNI_GEMM_TALL=1 (read at every call, for same-call A/Bs): on the H100
 // correct, 1.04-1.22x the time without at M = 4608, 0.98-1.11x at M >= 16896 (gemm_notes item 20).
@@ -233,6 +246,7 @@ void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, D
   const bool staged_cache = kp.mode != GemmMode::kQ && !kp.cache_fp32 && !kp.cache_only;
   kp.stages = long_k || staged_cache ? gemm::kMaxStages - 1 : gemm::kMaxStages;
   kp.cluster = cluster_pairs_items(kp, shape, symbols != nullptr, long_k) ? 1 : 0;
+  kp.pair_split = q_pair_split(kp, symbols != nullptr) ? 1 : 0;
   kp.bias_staged = bias_staged(kp) ? 1 : 0;
   if (symbols != nullptr) {
     pp.symbols = *symbols;

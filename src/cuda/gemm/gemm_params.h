@@ -118,6 +118,7 @@ struct GemmKernelParams {
   int32_t row_offset = 0;
   int32_t dense_items = 0;  // item count when no planner ran (dense), else an upper bound
   int32_t split_from = 0;   // dense GEMM-Q: items from here on are half groups (last_round_split)
+                            // or, with pair_split, K halves of whole groups
   const int4* items = nullptr;          // planner output (nullptr: dense, items from the index)
   const int32_t* item_count = nullptr;  // device count (GEMM-Q items / GEMM-O row entries)
   int32_t cache_only = 0;       // GEMM-O update with no out: reduce and store the cache C only
@@ -128,6 +129,12 @@ struct GemmKernelParams {
   // stage goes back to the producers only when the pair's four consumer warpgroups are done
   // with it (empty barriers of 4 arrivals).
   int32_t cluster = 0;
+  // Pair K split (dense GEMM-Q in a cluster launch, launcher: q_pair_split): the items from
+  // split_from on are not 128-column halves but both K halves of whole groups. CTA rank r of the
+  // pair reduces k-blocks [r k_blocks / 2, (r + 1) k_blocks / 2) of all 256 columns; warpgroup
+  // 1 - r sends its fp32 fragment into the peer's ring over DSMEM (gemm_split.cuh,
+  // send_pair_partial) and warpgroup r adds the peer's and stores its 64 rows.
+  int32_t pair_split = 0;
   // Divisors of the tile decode (FastDiv): the grid (round_item's rounds), row_tiles, n_tiles
   // (GEMM-O) and the head groups per row tile, ceil(heads / slots) (dense GEMM-Q).
   FastDiv grid_div, row_tiles_div, n_tiles_div, groups_div;

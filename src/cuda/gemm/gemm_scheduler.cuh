@@ -47,6 +47,17 @@ __device__ __forceinline__ int32_t split_parts(int32_t code) {
   return (code & 3) + 1;
 }
 static_assert(kMaxSplitK <= 4, "split codes hold a part in 2 bits");
+// A unit of the pair K split (GemmKernelParams::pair_split): no flag (a K-split code's flag
+// field is >= 1) and part 0, so split_partial is false and the producer stages its bias.
+inline constexpr int32_t kPairSplitCode = 3;
+__device__ __forceinline__ bool pair_split(int32_t code) {
+  return code == kPairSplitCode;
+}
+// Warpgroup 1 - r of the pair's CTA rank r (blockIdx.x & 1 with 2 x 1 x 1 clusters) sends its
+// fragment to the peer, whose warpgroup 1 - r keeps those 64 rows.
+__device__ __forceinline__ bool pair_sender(int32_t code, int32_t warpgroup) {
+  return pair_split(code) && warpgroup != static_cast<int32_t>(blockIdx.x & 1);
+}
 
 // GemmKernelParams::bias_staged: tile t starts from a bias the producer staged (GEMM-Q and
 // GEMM-O update; not a K split's non-owner part, which starts from zero, nor dispatch, whose
@@ -188,12 +199,17 @@ __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, const ItemLi
     } else {
       // Items from split_from on are the halves of groups split_from, split_from + 1, ...
       // (last_round_split; only when every group is whole).
+      // With pair_split they are both K halves of whole groups instead.
       int32_t group = k, first = 0, count = p.slots;
       if (k >= p.split_from) {
         const int32_t j = k - p.split_from;
-        count = p.slots / 2;
         group = p.split_from + j / 2;
-        first = (j % 2) * count;
+        if (p.pair_split) {
+          t.split = kPairSplitCode;
+        } else {
+          count = p.slots / 2;
+          first = (j % 2) * count;
+        }
       }
       const int32_t row_tile = p.groups_div.div(group);
       const int32_t head0 = (group - row_tile * p.groups_div.d) * p.slots + first;
@@ -206,6 +222,10 @@ __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, const ItemLi
       }
     }
     t.phase2 = p.k_blocks;
+    if (pair_split(t.split)) {  // the launcher keeps k_blocks even
+      t.phase2 = p.k_blocks / 2;
+      t.k_begin = static_cast<int32_t>(blockIdx.x & 1) * t.phase2;
+    }
     if (split >= 0) split_tile(t, split, part, parts);
     return t;
   }

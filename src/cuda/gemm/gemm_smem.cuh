@@ -31,6 +31,7 @@ struct alignas(1024) GemmSharedStorage {
   uint64_t partial_full[2];  // a K-split partial landed in the ring (gemm_split.cuh)
   uint64_t bias_full[2];     // a tile's bias landed in its slot (1 arrival + transaction count)
   uint64_t bias_empty[2];    // every consumer thread read it (256 arrivals)
+  uint64_t peer_free;        // the pair's peer has read its ring for good (pair_split, 1 arrival)
 };
 
 template <int kStages>

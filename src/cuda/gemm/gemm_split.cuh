@@ -1,4 +1,5 @@
-// FlashOmni CUDA layer (GEMM): the last-round K split's partial sums (last_round_k_parts). A part
+// FlashOmni CUDA layer (GEMM): the last-round K split's partial sums (last_round_k_parts), and the
+// pair K split's exchange over DSMEM (receive_pair_partial). A part
 // other than the tile's owner stores its warpgroups' fp32 fragments in its CTA's workspace slot and
 // counts them in the tile's flag; the owner (split_tile picks it) waits until every other part has
 // counted, then adds their partials in part order (deterministic) before its epilogue.
@@ -95,6 +96,51 @@ __device__ __forceinline__ void add_partials(float (&acc)[128], const GemmKernel
     }
     // Every thread has read this part before the next bulk load overwrites it.
     hopper::named_barrier_sync(1 + warpgroup, 128);
+  }
+}
+
+// The pair K split (GemmKernelParams::pair_split): both CTAs of a cluster pair reduce one K half
+// of the same 128 x 256 tile, and each keeps 64 of its rows (pair_sender). The unit is both CTAs'
+// last, so once both warpgroups' last wgmma have read the ring it is free, and the peer's
+// sending warpgroup writes its 64 KB fragment there by st.async, 16 bytes a store completing on
+// the keeper's partial_full barrier: no round trip through L2, where item 13's global split
+// spent ~10,600 clocks beyond its range (gemm_notes.md). Same layout as a K-split partial
+// (partial_base): thread c's q-th float4 at (q * 128 + c) * 16, so a warp's stores and the
+// keeper's loads cover 512 contiguous bytes.
+template <int kN, typename Smem>
+__device__ __forceinline__ void receive_pair_partial(float (&acc)[128], int32_t warpgroup,
+                                                     Smem& smem) {
+  constexpr uint32_t kBytes = kN * 256;
+  static_assert(kBytes <= sizeof(smem.a) + sizeof(smem.b), "a fragment in the ring");
+  hopper::named_barrier_sync(3, 256);  // both warpgroups' last wgmma have read the ring
+  if (threadIdx.x % 128 == 0) {
+    hopper::mbar_arrive_expect_tx(&smem.partial_full[warpgroup], kBytes);
+    hopper::mbar_arrive_cluster(&smem.peer_free, (blockIdx.x & 1) ^ 1);
+  }
+  hopper::mbar_wait_cluster(&smem.partial_full[warpgroup], 0);  // the kernel's one use of it
+  const uint8_t* src = smem.a[0] + (threadIdx.x % 128) * 16;
+#pragma unroll
+  for (int q = 0; q < kN / 8; ++q) {
+    const float4 v = ld_shared_f4(src + q * 128 * 16);
+    acc[4 * q] += v.x;
+    acc[4 * q + 1] += v.y;
+    acc[4 * q + 2] += v.z;
+    acc[4 * q + 3] += v.w;
+  }
+}
+
+template <int kN, typename Smem>
+__device__ __forceinline__ void send_pair_partial(const float (&acc)[128], int32_t warpgroup,
+                                                  Smem& smem) {
+  hopper::named_barrier_sync(3, 256);  // the peer's keeper passes its own
+  const uint32_t peer = (blockIdx.x & 1) ^ 1;
+  hopper::mbar_wait(&smem.peer_free, 0);  // the kernel's one use of it
+  const uint32_t dst = hopper::cluster_addr(smem.a[0], peer) + (threadIdx.x % 128) * 16;
+  const uint32_t bar = hopper::cluster_addr(&smem.partial_full[warpgroup], peer);
+#pragma unroll
+  for (int q = 0; q < kN / 8; ++q) {
+    hopper::st_async_cluster(dst + q * 128 * 16, acc[4 * q], acc[4 * q + 1], acc[4 * q + 2],
+                             acc[4 * q + 3], bar);
   }
 }
 
