@@ -293,8 +293,8 @@ void run_q(const QCase& c, std::mt19937& rng) {
   CUDA_OK(cudaGetLastError());
   CUDA_OK(cudaDeviceSynchronize());
   report(out.download() == got, "gemm_q " + c.name + " bias from global == staged", "");
-  // The pair K split (FLASHOMNI_GEMM_PAIR_SPLIT=1; dense lists in a cluster launch whose last
-  // round has halves, else the same path): within tolerance, and deterministic.
+  // The pair K split forced on (the default; dense lists in a cluster launch whose last round
+  // has halves, else the same path): within tolerance, and deterministic.
   out.poison();
   with_setting("FLASHOMNI_GEMM_PAIR_SPLIT", "1",
                [&] { fo::cuda::gemm_q(gp, ws.ptr, ws.bytes, nullptr); });
