@@ -1,8 +1,8 @@
 // FlashOmni CUDA layer (GEMM): the last-round K split's partial sums (last_round_k_parts), and the
-// pair K split's exchange over DSMEM (receive_pair_partial). A part
-// other than the tile's owner stores its warpgroups' fp32 fragments in its CTA's workspace slot and
-// counts them in the tile's flag; the owner (split_tile picks it) waits until every other part has
-// counted, then adds their partials in part order (deterministic) before its epilogue.
+// pair K split's exchange over DSMEM (receive_pair_partial, send_pair_partial). K split: a part
+// other than the tile's owner stores its warpgroups' fp32 fragments in its CTA's workspace slot
+// and counts them in the tile's flag; the owner (split_tile picks it) waits until every other part
+// has counted, then adds their partials in part order (deterministic) before its epilogue.
 #pragma once
 
 #include "cuda/common/hopper.cuh"
@@ -132,7 +132,7 @@ __device__ __forceinline__ void receive_pair_partial(float (&acc)[128], int32_t 
 template <int kN, typename Smem>
 __device__ __forceinline__ void send_pair_partial(const float (&acc)[128], int32_t warpgroup,
                                                   Smem& smem) {
-  hopper::named_barrier_sync(3, 256);  // the peer's keeper passes its own
+  hopper::named_barrier_sync(3, 256);  // with this CTA's keeper (receive_pair_partial)
   const uint32_t peer = (blockIdx.x & 1) ^ 1;
   hopper::mbar_wait(&smem.peer_free, 0);  // the kernel's one use of it
   const uint32_t dst = hopper::cluster_addr(smem.a[0], peer) + (threadIdx.x % 128) * 16;
