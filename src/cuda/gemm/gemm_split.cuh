@@ -38,6 +38,21 @@ __device__ __forceinline__ float4 ld_shared_f4(const void* p) {
   return v;
 }
 
+// acc += a warpgroup's kN-column fp32 fragment in shared memory at `base`, laid out as
+// partial_base's (thread c's q-th float4 at (q * 128 + c) * 16).
+template <int kN>
+__device__ __forceinline__ void add_fragment(float (&acc)[128], const uint8_t* base) {
+  const uint8_t* src = base + (threadIdx.x % 128) * 16;
+#pragma unroll
+  for (int q = 0; q < kN / 8; ++q) {
+    const float4 v = ld_shared_f4(src + q * 128 * 16);
+    acc[4 * q] += v.x;
+    acc[4 * q + 1] += v.y;
+    acc[4 * q + 2] += v.z;
+    acc[4 * q + 3] += v.w;
+  }
+}
+
 // A non-owner part: the warpgroup's kN / 2 accumulators to its CTA's slot (L2 only: another SM
 // reads them), then one count per warpgroup once all 128 threads' stores are visible GPU-wide.
 template <int kN>
@@ -85,15 +100,7 @@ __device__ __forceinline__ void add_partials(float (&acc)[128], const GemmKernel
     // Phases 0, 1, 0 for parts 1, 2, 3: the barrier's only uses in the kernel are these, in the
     // CTA's last unit.
     hopper::mbar_wait(&smem.partial_full[warpgroup], (part - 1) & 1);
-    const uint8_t* src = ring + (threadIdx.x % 128) * 16;
-#pragma unroll
-    for (int q = 0; q < kN / 8; ++q) {
-      const float4 v = ld_shared_f4(src + q * 128 * 16);
-      acc[4 * q] += v.x;
-      acc[4 * q + 1] += v.y;
-      acc[4 * q + 2] += v.z;
-      acc[4 * q + 3] += v.w;
-    }
+    add_fragment<kN>(acc, ring);
     // Every thread has read this part before the next bulk load overwrites it.
     hopper::named_barrier_sync(1 + warpgroup, 128);
   }
@@ -118,15 +125,7 @@ __device__ __forceinline__ void receive_pair_partial(float (&acc)[128], int32_t 
     hopper::mbar_arrive_cluster(&smem.peer_free, (blockIdx.x & 1) ^ 1);
   }
   hopper::mbar_wait_cluster(&smem.partial_full[warpgroup], 0);  // the kernel's one use of it
-  const uint8_t* src = smem.a[0] + (threadIdx.x % 128) * 16;
-#pragma unroll
-  for (int q = 0; q < kN / 8; ++q) {
-    const float4 v = ld_shared_f4(src + q * 128 * 16);
-    acc[4 * q] += v.x;
-    acc[4 * q + 1] += v.y;
-    acc[4 * q + 2] += v.z;
-    acc[4 * q + 3] += v.w;
-  }
+  add_fragment<kN>(acc, smem.a[0]);
 }
 
 template <int kN, typename Smem>
