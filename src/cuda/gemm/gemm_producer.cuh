@@ -73,6 +73,7 @@ __device__ __forceinline__ void producer_loop(const GemmKernelParams& p, const C
       hopper::mbar_wait(&smem.empty[state.stage()], state.phase() ^ 1);
       hopper::mbar_arrive_expect_tx(&smem.full[state.stage()], bytes);
       uint8_t* a_dst = smem.a[state.stage()];
+      // A pair K split unit is not multicast: each CTA of the pair loads its own K half of A.
       if (p.cluster && !pair_split(t.split)) {
         // This CTA's 64 rows of the pair's shared A tile, into both CTAs' stage (a_map + 1 is
         // GemmTensorMaps::a_half: one pointer fewer in the producer's 40 registers).
@@ -86,7 +87,7 @@ __device__ __forceinline__ void producer_loop(const GemmKernelParams& p, const C
           hopper::tma_load_2d_multicast(half, a_map + 1, &smem.full[state.stage()], k_col, row,
                                         0x3);
         }
-      } else if (p.batch > 1) {  // (a pair K split unit: each CTA its own K half of A)
+      } else if (p.batch > 1) {
         hopper::tma_load_3d(a_dst, a_map, &smem.full[state.stage()], k_col, t.m0, t.b);
         if (t.tall) {
           hopper::tma_load_3d(smem.b[state.stage()] + b_box_bytes, a_map, &smem.full[state.stage()],

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "cuda/common/hopper.cuh"
 #include "cuda/gemm/gemm_params.h"
 
 namespace flashomni::cuda::gemm {
@@ -53,10 +54,10 @@ inline constexpr int32_t kPairSplitCode = 3;
 __device__ __forceinline__ bool pair_split(int32_t code) {
   return code == kPairSplitCode;
 }
-// Warpgroup 1 - r of the pair's CTA rank r (blockIdx.x & 1 with 2 x 1 x 1 clusters) sends its
-// fragment to the peer, whose warpgroup 1 - r keeps those 64 rows.
+// Warpgroup 1 - r of the pair's CTA rank r (hopper::cluster_ctarank) sends its fragment to the
+// peer, whose warpgroup 1 - r keeps those 64 rows.
 __device__ __forceinline__ bool pair_sender(int32_t code, int32_t warpgroup) {
-  return pair_split(code) && warpgroup != static_cast<int32_t>(blockIdx.x & 1);
+  return pair_split(code) && warpgroup != static_cast<int32_t>(hopper::cluster_ctarank());
 }
 
 // GemmKernelParams::bias_staged: tile t starts from a bias the producer staged (GEMM-Q and
@@ -224,7 +225,7 @@ __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, const ItemLi
     t.phase2 = p.k_blocks;
     if (pair_split(t.split)) {  // the launcher keeps k_blocks even
       t.phase2 = p.k_blocks / 2;
-      t.k_begin = static_cast<int32_t>(blockIdx.x & 1) * t.phase2;
+      t.k_begin = static_cast<int32_t>(hopper::cluster_ctarank()) * t.phase2;
     }
     if (split >= 0) split_tile(t, split, part, parts);
     return t;

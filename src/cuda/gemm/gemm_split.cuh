@@ -122,7 +122,7 @@ __device__ __forceinline__ void receive_pair_partial(float (&acc)[128], int32_t 
   hopper::named_barrier_sync(3, 256);  // both warpgroups' last wgmma have read the ring
   if (threadIdx.x % 128 == 0) {
     hopper::mbar_arrive_expect_tx(&smem.partial_full[warpgroup], kBytes);
-    hopper::mbar_arrive_cluster(&smem.peer_free, (blockIdx.x & 1) ^ 1);
+    hopper::mbar_arrive_cluster(&smem.peer_free, hopper::cluster_ctarank() ^ 1u);
   }
   hopper::mbar_wait_cluster(&smem.partial_full[warpgroup], 0);  // the kernel's one use of it
   add_fragment<kN>(acc, smem.a[0]);
@@ -132,7 +132,7 @@ template <int kN, typename Smem>
 __device__ __forceinline__ void send_pair_partial(const float (&acc)[128], int32_t warpgroup,
                                                   Smem& smem) {
   hopper::named_barrier_sync(3, 256);  // with this CTA's keeper (receive_pair_partial)
-  const uint32_t peer = (blockIdx.x & 1) ^ 1;
+  const uint32_t peer = hopper::cluster_ctarank() ^ 1u;
   hopper::mbar_wait(&smem.peer_free, 0);  // the kernel's one use of it
   const uint32_t dst = hopper::cluster_addr(smem.a[0], peer) + (threadIdx.x % 128) * 16;
   const uint32_t bar = hopper::cluster_addr(&smem.partial_full[warpgroup], peer);
