@@ -126,3 +126,53 @@ def test_split_lists_in_a_cuda_graph():
         torch.cuda.synchronize()
         assert torch.equal(q_out, eager_q)
         assert torch.equal(y_out, eager_y)
+
+
+def test_gemm_q_pair_split_planned_in_a_cuda_graph(monkeypatch):
+    """Planned gemm_q whose last round runs as pair K split units (K = 3072: 48 k-blocks, even and
+    >= kMinPairKBlocks). 1000 rows at density 0.2: 8 row tiles, ~38 active heads, one round on
+    132 SMs, so every group is a pair unit (last_round_pairs). Against torch and the halves
+    (FLASHOMNI_GEMM_PAIR_SPLIT=0); then captured in a graph whose replays follow new symbols
+    written into the same tensors (the planner re-decides on the GPU, no host sync)."""
+    rows, k = 1000, 3072
+    x = torch.randn(rows, k, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(HEADS * HEAD_DIM, k, device="cuda", dtype=torch.bfloat16) / k ** 0.5
+    b = torch.randn(HEADS * HEAD_DIM, device="cuda", dtype=torch.bfloat16)
+    s, active = random_symbols(rows, 0.2, 11)
+    ref = x.float() @ w.float().T + b.float()
+
+    def mask_of(act):
+        rows_active = torch.from_numpy(act[:, np.arange(rows) // BLOCK]).cuda()  # [H, M]
+        return rows_active.T[:, :, None].expand(rows, HEADS, HEAD_DIM).reshape(rows, -1)
+
+    out = torch.empty(rows, HEADS * HEAD_DIM, device="cuda", dtype=torch.bfloat16)
+    monkeypatch.delenv("FLASHOMNI_GEMM_PAIR_SPLIT", raising=False)
+    pair = fo.gemm_q(x, w, b, heads=HEADS, symbols=s).clone()
+    again = fo.gemm_q(x, w, b, heads=HEADS, symbols=s)
+    monkeypatch.setenv("FLASHOMNI_GEMM_PAIR_SPLIT", "0")
+    halves = fo.gemm_q(x, w, b, heads=HEADS, symbols=s)
+    monkeypatch.delenv("FLASHOMNI_GEMM_PAIR_SPLIT")
+    torch.cuda.synchronize()
+    mask = mask_of(active)
+    assert torch.equal(pair, again)
+    assert not torch.equal(pair[mask], halves[mask])  # two K halves added: other roundings
+    assert rel_err(pair, ref, mask) < 1e-2
+    assert rel_err(halves, ref, mask) < 1e-2
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fo.gemm_q(x, w, b, heads=HEADS, symbols=s, out=out)  # warm-up on the capture stream
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fo.gemm_q(x, w, b, heads=HEADS, symbols=s, out=out)
+    for seed, density in ((11, 0.2), (12, 0.05), (13, 0.6)):
+        s2, act2 = random_symbols(rows, density, seed)
+        s.q_bits.copy_(s2.q_bits)
+        out.zero_()
+        graph.replay()
+        torch.cuda.synchronize()
+        m2 = mask_of(act2)
+        assert rel_err(out, ref, m2) < 1e-2
+        assert not out[~m2].any()  # cached pairs untouched
