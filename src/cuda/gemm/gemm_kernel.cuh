@@ -120,27 +120,18 @@ __device__ __forceinline__ void consumer_loop(const GemmKernelParams& p, const C
       } else if (t.slots * p.head_dim <= 128) {
         // One 128-column head (or two of 64) fill only half of the tile: use m64n128 wgmma.
         const bool partial = split_partial(t.split);
-        const bool sender = pair_sender(t.split, warpgroup);  // as in the n256 path below
         float acc[128];
         if (partial) {
           zero_fill<128 / 2>(acc);
         } else {
           init_bias<128, T>(acc, p, t, f, smem, state);
         }
-        consume_k_blocks<128, T>(acc, t.phase2, warpgroup, smem, state, partial || sender ? 0 : 1);
+        consume_k_blocks<128, T>(acc, t.phase2, warpgroup, smem, state, partial ? 0 : 1);
         if (partial) {
           store_partial<128>(acc, p, t.split, warpgroup);
           continue;
         }
-        if (sender) {
-          send_pair_partial<128>(acc, warpgroup, smem);
-          continue;
-        }
-        if (pair_split(t.split)) {
-          receive_pair_partial<128>(acc, warpgroup, smem);
-        } else if (t.split != 0) {
-          add_partials<128>(acc, p, t.split, k, warpgroup, smem);
-        }
+        if (t.split != 0) add_partials<128>(acc, p, t.split, k, warpgroup, smem);
         store_tile_tma<128, Smem::kEpilogueBoxes>(acc, p, t, f, buf, out_map, warpgroup,
                                                   static_cast<T*>(p.out), p.out_row_stride,
                                                   p.out_batch_stride);
@@ -212,9 +203,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     hopper::mbar_init(&smem.peer_free, 1);
     hopper::mbar_init_fence();
   }
-  // In a cluster the peer's multicasts and arrivals (or a pair K split's fragment) reach these
-  // barriers: both CTAs' must be initialised first.
-  if (p.cluster || p.pair_split) {
+  // In a cluster the peer's multicasts and arrivals reach these barriers: both CTAs' must be
+  // initialised first.
+  if (p.cluster) {
     hopper::cluster_sync();
   } else {
     __syncthreads();
@@ -230,7 +221,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     consumer_loop<T>(p, &maps.out, &maps.cache, smem, warpgroup - 1);
   }
   // The peer may still multicast into this CTA's ring or arrive at its barriers until it is done.
-  if (p.cluster || p.pair_split) hopper::cluster_sync();
+  if (p.cluster) hopper::cluster_sync();
 }
 
 template <typename T, int kStages>
@@ -248,14 +239,13 @@ void launch_sparse_gemm_stages(const GemmKernelParams& p, const GemmTensorMaps& 
   cudaLaunchAttribute attr[2];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
-  // Only cluster launches carry the attribute (a 1 x 1 x 1 cluster is still a cluster launch):
-  // multicast pairs, or a planned list's pair K split without multicast.
+  // Only cluster launches carry the attribute (a 1 x 1 x 1 cluster is still a cluster launch).
   attr[1].id = cudaLaunchAttributeClusterDimension;
   attr[1].val.clusterDim.x = 2;
   attr[1].val.clusterDim.y = 1;
   attr[1].val.clusterDim.z = 1;
   config.attrs = attr;
-  config.numAttrs = p.cluster || p.pair_split ? 2 : 1;
+  config.numAttrs = p.cluster ? 2 : 1;
   FLASHOMNI_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p, maps));
 }
 

@@ -165,20 +165,16 @@ bool cluster_pairs_items(const GemmKernelParams& kp, const LaunchShape& shape, b
   return kp.mode == GemmMode::kOUpdate && kp.n_tiles % 2 == 0 && (kp.cache_fp32 || long_k);
 }
 
-// The pair K split (GemmKernelParams::pair_split). Dense GEMM-Q lists in a cluster launch whose
-// last round runs as halves run it instead as both K halves of each group, one per CTA of the
-// pair, the partial crossing over DSMEM. Planned lists (not multicast pairs: cluster_pairs_items)
-// take a cluster launch for it, and the planner marks the pair units (last_round_pairs); not with
-// tall items (their halves are two row tiles) nor the K split (long tiles). Both need an even
-// k-block count (equal halves; with multicast the pair's CTAs also release each other's ring
-// stages, so both must walk as many) of at least kMinPairKBlocks, and an even grid.
+// The pair K split (GemmKernelParams::pair_split): a dense GEMM-Q list in a cluster launch
+// whose last round runs as halves runs it instead as both K halves of each group, one per CTA
+// of the pair, the partial crossing over DSMEM. Needs an even k-block count (equal halves: the
+// pair's CTAs release each other's ring stages, so both must walk as many).
 // Measured on the H100 (gemm_notes.md item 26, same library, sustained): dense gemm_q at
 // M = 4608 1.3-3.0 % faster than with the halves. FLASHOMNI_GEMM_PAIR_SPLIT=0 or
 // FLASHOMNI_GEMM_SPLIT_K=0 keep the halves (read at every call).
-bool q_pair_split(const GemmKernelParams& kp, const LaunchShape& shape, bool planned, bool tall) {
-  if (kp.mode != GemmMode::kQ || shape.split || shape.grid % 2 != 0 || kp.slots < 2) return false;
-  if (kp.k_blocks % 2 != 0 || kp.k_blocks < gemm::kMinPairKBlocks) return false;
-  if (planned ? tall : !kp.cluster || kp.split_from >= kp.dense_items) return false;
+bool q_pair_split(const GemmKernelParams& kp, bool planned) {
+  if (kp.mode != GemmMode::kQ || planned || !kp.cluster) return false;
+  if (kp.split_from >= kp.dense_items || kp.k_blocks % 2 != 0) return false;
   return env_switch("FLASHOMNI_GEMM_SPLIT_K", true) &&
          env_switch("FLASHOMNI_GEMM_PAIR_SPLIT", true);
 }
@@ -251,9 +247,7 @@ void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, D
   const bool staged_cache = kp.mode != GemmMode::kQ && !kp.cache_fp32 && !kp.cache_only;
   kp.stages = long_k || staged_cache ? gemm::kMaxStages - 1 : gemm::kMaxStages;
   kp.cluster = cluster_pairs_items(kp, shape, symbols != nullptr, long_k) ? 1 : 0;
-  const bool tall = kp.mode == GemmMode::kQ && kp.slots == 2 && !shape.split &&
-                    symbols != nullptr && tall_items_enabled();
-  kp.pair_split = q_pair_split(kp, shape, symbols != nullptr, tall) ? 1 : 0;
+  kp.pair_split = q_pair_split(kp, symbols != nullptr) ? 1 : 0;
   kp.bias_staged = bias_staged(kp) ? 1 : 0;
   if (symbols != nullptr) {
     pp.symbols = *symbols;
@@ -266,8 +260,8 @@ void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, D
     pp.first_block = kp.first_block;
     pp.row_offset = kp.row_offset;
     pp.ctas = shape.split ? 0 : static_cast<int32_t>(sm_count());  // halves only without it
-    pp.pair_heads = tall ? 1 : 0;
-    pp.pair_split = kp.pair_split;
+    pp.pair_heads =
+        kp.mode == GemmMode::kQ && kp.slots == 2 && !shape.split && tall_items_enabled();
     pp.item_count = static_cast<int32_t*>(workspace);
     pp.items = reinterpret_cast<int4*>(static_cast<char*>(workspace) + 256);
     gemm::launch_gemm_planner(pp, stream);

@@ -58,17 +58,6 @@ enum class GemmMode : int32_t { kQ = 0, kOUpdate = 1, kODispatch = 2 };
 // table (4096: 512K tokens per call at 128-row tiles); longer lists keep one-head items.
 inline constexpr int32_t kTallItem = INT32_MIN;
 inline constexpr int32_t kMaxPairCandidates = 4096;
-// A planned GEMM-Q item of the pair K split (GemmPlanParams::pair_split): bit 30 of its fourth
-// word, beside the slot count. The planner emits it twice, at an even index of the last round, so
-// the two CTAs of one cluster pair run it (round_item: items 2j and 2j + 1 of a round land on
-// CTAs 2i and 2i + 1 in either snake direction, the grid being even).
-inline constexpr int32_t kPairItem = 1 << 30;
-// The pair K split only for tiles of at least this many k-blocks. Per CTA it saves half the
-// tile's k-blocks at the whole tile's ~1,085 clocks each against a 128-column half's ~710 for all
-// of them (gemm_notes.md item 13), ~170 clocks a k-block, and costs ~4,000 (64 KB over DSMEM at
-// ~20 B a clock, item 27, and the add): even at ~24. At 48 (K = 3072) that predicts ~4,000
-// clocks per pair unit, which is what item 26 measured.
-inline constexpr int32_t kMinPairKBlocks = 24;
 
 // n / d for 0 <= n < 2^31 and a launch-constant d >= 1, as umulhi(n, mul) >> shift (the round-up
 // multiplier method, exact on that range): the consumers decode every tile between its
@@ -140,13 +129,11 @@ struct GemmKernelParams {
   // stage goes back to the producers only when the pair's four consumer warpgroups are done
   // with it (empty barriers of 4 arrivals).
   int32_t cluster = 0;
-  // Pair K split (GEMM-Q in a cluster launch, launcher: q_pair_split). Dense lists: the items
-  // from split_from on are not 128-column halves but both K halves of whole groups. Planned
-  // lists (no multicast: the launch is a cluster launch for the pairs alone): the items the
-  // planner marked kPairItem. CTA rank r of the pair reduces k-blocks
-  // [r k_blocks / 2, (r + 1) k_blocks / 2) of the unit's columns; warpgroup 1 - r sends its fp32
-  // fragment into the peer's ring over DSMEM (gemm_split.cuh, send_pair_partial) and warpgroup r
-  // adds the peer's and stores its 64 rows.
+  // Pair K split (dense GEMM-Q in a cluster launch, launcher: q_pair_split): the items from
+  // split_from on are not 128-column halves but both K halves of whole groups. CTA rank r of the
+  // pair reduces k-blocks [r k_blocks / 2, (r + 1) k_blocks / 2) of all 256 columns; warpgroup
+  // 1 - r sends its fp32 fragment into the peer's ring over DSMEM (gemm_split.cuh,
+  // send_pair_partial) and warpgroup r adds the peer's and stores its 64 rows.
   int32_t pair_split = 0;
   // Divisors of the tile decode (FastDiv): the grid (round_item's rounds), row_tiles, n_tiles
   // (GEMM-O) and the head groups per row tile, ceil(heads / slots) (dense GEMM-Q).
@@ -181,7 +168,6 @@ struct GemmPlanParams {
   int32_t cache_only = 0;
   int32_t ctas = 0;  // SMs the persistent kernel may use (GEMM-Q's last-round halves; 0: none)
   int32_t pair_heads = 0;  // GEMM-Q, 128-column heads, no K split: tall items (plan_q_paired)
-  int32_t pair_split = 0;  // GEMM-Q: the last round as pair K split units (last_round_pairs)
   int4* items = nullptr;
   int32_t* item_count = nullptr;
   int32_t* split_flags = nullptr;  // zeroed by the planner (GemmKernelParams::split_flags)
@@ -201,16 +187,6 @@ __host__ __device__ inline int32_t last_round_split(int32_t full, int32_t partia
   const int32_t rest = ctas > 0 ? full % ctas : 0;
   if (slots < 2 || rest == 0 || 2 * rest + partial > ctas) return full;
   return full - rest;
-}
-
-// The planned pair K split (GemmPlanParams::pair_split): the last round's halves are emitted as
-// pair units (two items of the whole group each, kPairItem), and when the partial groups too fit
-// twice in that round (2 (rest + partial) <= ctas), each of them also becomes a pair unit, where a
-// one-head item would take all K on one CTA: the bench's M = 4608 at density 0.1 (24 heads) has
-// 30 whole and 13 partial groups, one round of 73 half-width items of 48 k-blocks each (86 pair
-// units of 24 with this rule).
-__host__ __device__ inline bool last_round_pairs(int32_t full, int32_t partial, int32_t ctas) {
-  return ctas > 0 && partial > 0 && 2 * (full % ctas + partial) <= ctas;
 }
 
 // Parts per tile of the last round when the K split is on: a list of `tiles` on `ctas`

@@ -43,22 +43,18 @@ __device__ __forceinline__ bool in_range(const GemmPlanParams& p, const RowTile&
   return t.m0 + kTileM > 0 && t.m0 < p.rows;
 }
 
-// One GEMM-Q item of up to `slots` heads of row tile t (byte s of `heads`: the head of slot s);
-// `flags` 0 or kPairItem.
-__device__ __forceinline__ int4 q_item(const RowTile& t, uint32_t heads, int32_t used,
-                                       int32_t flags = 0) {
-  return make_int4(t.b, t.m0, static_cast<int32_t>(heads), used | flags);
+// One GEMM-Q item of up to `slots` heads of row tile t (byte s of `heads`: the head of slot s).
+__device__ __forceinline__ int4 q_item(const RowTile& t, uint32_t heads, int32_t used) {
+  return make_int4(t.b, t.m0, static_cast<int32_t>(heads), used);
 }
 
 // The items of one kind of group, row-tile major, starting at `base` of the groups' order: the
 // whole groups (all `slots` heads; partial = false), those from split_from on as two half-width
-// items each (last_round_split) or, with p.pair_split, as two pair units of the whole group, or
-// the at most one partial group per row tile (partial = true), placed after the whole groups and
-// the extra halves (`full`: the whole items' count), as two pair units each when `pair_partials`
-// (last_round_pairs). Returns how many groups it emitted.
+// items each (last_round_split), or the at most one partial group per row tile (partial = true),
+// placed after the whole groups and the extra halves (`full`: the whole items' count). Returns
+// how many groups it emitted.
 __device__ int32_t emit_groups(const GemmPlanParams& p, int32_t candidates, bool partial,
-                               int32_t base, int32_t full, int32_t split_from, bool pair_partials,
-                               int32_t* scratch) {
+                               int32_t base, int32_t full, int32_t split_from, int32_t* scratch) {
   const int32_t half = p.slots / 2;
   const uint32_t unused_high = 0xffffffffu << (8 * half);  // slots < 4 * 8 bits: shift < 32
   int32_t emitted = 0;
@@ -82,16 +78,10 @@ __device__ int32_t emit_groups(const GemmPlanParams& p, int32_t candidates, bool
         heads = (heads & ~(0xffu << (8 * used))) | (h << (8 * used));
       }
       const int32_t group = base + emitted + offset + g;
-      if (partial && pair_partials) {
-        const int32_t at = 2 * full - split_from + 2 * (group - full);
-        p.items[at] = p.items[at + 1] = q_item(t, heads, used, kPairItem);
-      } else if (partial) {
+      if (partial) {
         p.items[group + full - split_from] = q_item(t, heads, used);
       } else if (group < split_from) {
         p.items[group] = q_item(t, heads, used);
-      } else if (p.pair_split) {
-        const int32_t at = split_from + 2 * (group - split_from);
-        p.items[at] = p.items[at + 1] = q_item(t, heads, used, kPairItem);
       } else {
         const int32_t at = split_from + 2 * (group - split_from);
         p.items[at] = q_item(t, heads | unused_high, half);
@@ -119,12 +109,9 @@ __device__ void plan_q_groups(const GemmPlanParams& p, int32_t candidates) {
     partial_total += partial;
   }
   const int32_t split_from = last_round_split(full_total, partial_total, p.slots, p.ctas);
-  const bool pair_partials = p.pair_split && last_round_pairs(full_total, partial_total, p.ctas);
-  emit_groups(p, candidates, false, 0, full_total, split_from, pair_partials, scratch);
-  emit_groups(p, candidates, true, full_total, full_total, split_from, pair_partials, scratch);
-  if (threadIdx.x == 0) {
-    *p.item_count = 2 * full_total - split_from + (pair_partials ? 2 : 1) * partial_total;
-  }
+  emit_groups(p, candidates, false, 0, full_total, split_from, scratch);
+  emit_groups(p, candidates, true, full_total, full_total, split_from, scratch);
+  if (threadIdx.x == 0) *p.item_count = 2 * full_total - split_from + partial_total;
 }
 
 // The head left over in row tile t's partial group (slots = 2: its highest active head, since
@@ -206,7 +193,7 @@ __device__ void plan_q_paired(const GemmPlanParams& p, int32_t candidates) {
   const int32_t tall_total = totals[1], single_total = totals[2];
   const int32_t full = full_total + tall_total;  // whole-cost items: groups, then tall pairs
   const int32_t split_from = last_round_split(full, single_total, 2, p.ctas);
-  emit_groups(p, candidates, false, 0, full, split_from, false, scratch);
+  emit_groups(p, candidates, false, 0, full, split_from, scratch);
   for (int32_t e = tid; e < totals[0]; e += kPlannerThreads) {
     int32_t h = 0;
     while (e >= first[h] + count[h]) ++h;

@@ -48,9 +48,8 @@ __device__ __forceinline__ int32_t split_parts(int32_t code) {
   return (code & 3) + 1;
 }
 static_assert(kMaxSplitK <= 4, "split codes hold a part in 2 bits");
-// A unit of the pair K split (GemmKernelParams::pair_split; dense index or kPairItem): no flag (a
-// K-split code's flag field is >= 1) and part 0, so split_partial is false and the producer
-// stages its bias.
+// A unit of the pair K split (GemmKernelParams::pair_split): no flag (a K-split code's flag
+// field is >= 1) and part 0, so split_partial is false and the producer stages its bias.
 inline constexpr int32_t kPairSplitCode = 3;
 __device__ __forceinline__ bool pair_split(int32_t code) {
   return code == kPairSplitCode;
@@ -78,9 +77,8 @@ __device__ __forceinline__ uint64_t all_heads(int32_t heads) {
 }
 
 // The persistent loop's item space. GEMM-Q: the planner's list (its last round already split in
-// halves or pair units, last_round_split, last_round_pairs) or the dense index. GEMM-O: row entries
-// x column tiles, where the items from split_from() on are the 128-column halves of tiles
-// split_from(), split_from() + 1,
+// halves, last_round_split) or the dense index. GEMM-O: row entries x column tiles, where the
+// items from split_from() on are the 128-column halves of tiles split_from(), split_from() + 1,
 // ... (the same last-round rule as GEMM-Q, with this launch's grid; M = 4608, N = 3072: 432
 // tiles = 3 rounds + 36 on 132 CTAs, whose 72 halves end the 4th round at about half a tile).
 // With the K split (p.split_k: GEMM-Q and GEMM-O dispatch with long tiles; no halves then), the
@@ -197,8 +195,7 @@ __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, const ItemLi
         t.slots = 1;
       } else {
         t.heads = static_cast<uint32_t>(w.z);
-        t.slots = w.w & ~kPairItem;
-        if ((w.w & kPairItem) != 0) t.split = kPairSplitCode;
+        t.slots = w.w;
       }
     } else {
       // Items from split_from on are the halves of groups split_from, split_from + 1, ...
@@ -226,7 +223,7 @@ __device__ __forceinline__ Tile get_tile(const GemmKernelParams& p, const ItemLi
       }
     }
     t.phase2 = p.k_blocks;
-    if (pair_split(t.split)) {  // the launcher keeps k_blocks even (q_pair_split)
+    if (pair_split(t.split)) {  // the launcher keeps k_blocks even
       t.phase2 = p.k_blocks / 2;
       t.k_begin = static_cast<int32_t>(hopper::cluster_ctarank()) * t.phase2;
     }
