@@ -62,16 +62,8 @@ FLASHOMNI_HOST_DEVICE uint32_t symbol_word_mask(int32_t word, int32_t count) {
 }
 
 // The one decoder: the CPU backend, the planners and the kernels all read symbols through these.
-// query_word and query_bit are query_active in two steps, for readers that issue many loads
-// before using any (the GEMM planner reads every head's word of a query block).
-FLASHOMNI_HOST_DEVICE uint32_t query_word(const SymbolsRef& s, int32_t b, int32_t h, int32_t i) {
-  return s.q_bits[s.shape.q_word_index(b, h, i)];
-}
-FLASHOMNI_HOST_DEVICE bool query_bit(uint32_t word, int32_t i) {
-  return (word >> (i % 32)) & 1u;
-}
 FLASHOMNI_HOST_DEVICE bool query_active(const SymbolsRef& s, int32_t b, int32_t h, int32_t i) {
-  return query_bit(query_word(s, b, h, i), i);
+  return (s.q_bits[s.shape.q_word_index(b, h, i)] >> (i % 32)) & 1u;
 }
 FLASHOMNI_HOST_DEVICE bool kv_active(const SymbolsRef& s, int32_t b, int32_t h, int32_t i,
                                      int32_t j) {

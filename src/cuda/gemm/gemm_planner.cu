@@ -29,28 +29,12 @@ __device__ __forceinline__ int32_t row_tile_rows(const GemmPlanParams& p, int32_
   return block;
 }
 
-// The heads' words are read kHeadLoads at a time, all loads issued before any is used. One head
-// per iteration (load, then use) waited one L2 round trip per head: ncu timed the planner at
-// 10-12 us (15.6-19.3k cycles) for 24 heads at M = 4608 and 16896, as long as the whole GEMM-Q
-// list's kernel at density 0.1 and serial with it (gemm_notes.md item 28).
-constexpr int kHeadLoads = 16;
-
 __device__ __forceinline__ RowTile row_tile(const GemmPlanParams& p, int32_t index) {
   RowTile t;
   const int32_t block = row_tile_rows(p, index, t);
   if (block >= p.symbols.shape.q_blocks || t.m0 + kTileM <= 0 || t.m0 >= p.rows) return t;
-  for (int32_t h0 = 0; h0 < p.heads; h0 += kHeadLoads) {
-    // Words, not flags: as bools ptxas turned them into predicates (7 registers) and used each
-    // two or three loads after issuing it.
-    uint32_t word[kHeadLoads];
-#pragma unroll
-    for (int32_t j = 0; j < kHeadLoads; ++j) {
-      word[j] = h0 + j < p.heads ? query_word(p.symbols, t.b, h0 + j, block) : 0u;
-    }
-#pragma unroll
-    for (int32_t j = 0; j < kHeadLoads; ++j) {
-      t.mask |= static_cast<uint64_t>(query_bit(word[j], block)) << (h0 + j);
-    }
+  for (int32_t h = 0; h < p.heads; ++h) {
+    if (query_active(p.symbols, t.b, h, block)) t.mask |= 1ull << h;
   }
   return t;
 }
