@@ -48,56 +48,92 @@ __device__ __forceinline__ int4 q_item(const RowTile& t, uint32_t heads, int32_t
   return make_int4(t.b, t.m0, static_cast<int32_t>(heads), used);
 }
 
-// The items of one kind of group, row-tile major, starting at `base` of the groups' order: the
-// whole groups (all `slots` heads; partial = false), those from split_from on as two half-width
-// items each (last_round_split), or the at most one partial group per row tile (partial = true),
-// placed after the whole groups and the extra halves (`full`: the whole items' count). Returns
-// how many groups it emitted.
-__device__ int32_t emit_groups(const GemmPlanParams& p, int32_t candidates, bool partial,
-                               int32_t base, int32_t full, int32_t split_from, int32_t* scratch) {
+// Row tile t's whole groups (all `slots` heads; partial = false), those from split_from on as two
+// half-width items each (last_round_split), or its at most one partial group (partial = true),
+// placed after the whole groups and the extra halves (`full`: the whole items' count). `first` is
+// the index of its first group of that kind in the groups' order.
+__device__ __forceinline__ void emit_tile_groups(const GemmPlanParams& p, const RowTile& t,
+                                                 bool partial, int32_t first, int32_t full,
+                                                 int32_t split_from) {
   const int32_t half = p.slots / 2;
   const uint32_t unused_high = 0xffffffffu << (8 * half);  // slots < 4 * 8 bits: shift < 32
+  const int32_t active = __popcll(t.mask);
+  const int32_t whole = active / p.slots;
+  const int32_t count = partial ? (active % p.slots != 0 ? 1 : 0) : whole;
+  uint64_t mask = t.mask;
+  for (int32_t skip = partial ? whole * p.slots : 0; skip > 0; --skip) mask &= mask - 1;
+  for (int32_t g = 0; g < count; ++g) {
+    uint32_t heads = 0xffffffffu;
+    int32_t used = 0;
+    for (; used < p.slots && mask != 0; ++used) {
+      const uint32_t h = static_cast<uint32_t>(__ffsll(static_cast<long long>(mask)) - 1);
+      mask &= mask - 1;
+      heads = (heads & ~(0xffu << (8 * used))) | (h << (8 * used));
+    }
+    const int32_t group = first + g;
+    if (partial) {
+      p.items[group + full - split_from] = q_item(t, heads, used);
+    } else if (group < split_from) {
+      p.items[group] = q_item(t, heads, used);
+    } else {
+      const int32_t at = split_from + 2 * (group - split_from);
+      p.items[at] = q_item(t, heads | unused_high, half);
+      p.items[at + 1] = q_item(t, (heads >> (8 * half)) | unused_high, half);
+    }
+  }
+}
+
+// The groups of one kind (emit_tile_groups) of every row tile, row-tile major, starting at `base`
+// of the groups' order, one chunk of kPlannerThreads candidates at a time. Returns how many
+// groups it emitted.
+__device__ int32_t emit_groups(const GemmPlanParams& p, int32_t candidates, bool partial,
+                               int32_t base, int32_t full, int32_t split_from, int32_t* scratch) {
   int32_t emitted = 0;
   for (int32_t start = 0; start < candidates; start += kPlannerThreads) {
     const int32_t index = start + static_cast<int32_t>(threadIdx.x);
     RowTile t{0, 0, 0};
     if (index < candidates) t = row_tile(p, index);
     const int32_t active = __popcll(t.mask);
-    const int32_t whole = active / p.slots;
-    const int32_t count = partial ? (active % p.slots != 0 ? 1 : 0) : whole;
+    const int32_t count = partial ? (active % p.slots != 0 ? 1 : 0) : active / p.slots;
     int32_t total = 0;
     const int32_t offset = work_list::block_exclusive_scan<kPlannerThreads>(count, scratch, &total);
-    uint64_t mask = t.mask;
-    for (int32_t skip = partial ? whole * p.slots : 0; skip > 0; --skip) mask &= mask - 1;
-    for (int32_t g = 0; g < count; ++g) {
-      uint32_t heads = 0xffffffffu;
-      int32_t used = 0;
-      for (; used < p.slots && mask != 0; ++used) {
-        const uint32_t h = static_cast<uint32_t>(__ffsll(static_cast<long long>(mask)) - 1);
-        mask &= mask - 1;
-        heads = (heads & ~(0xffu << (8 * used))) | (h << (8 * used));
-      }
-      const int32_t group = base + emitted + offset + g;
-      if (partial) {
-        p.items[group + full - split_from] = q_item(t, heads, used);
-      } else if (group < split_from) {
-        p.items[group] = q_item(t, heads, used);
-      } else {
-        const int32_t at = split_from + 2 * (group - split_from);
-        p.items[at] = q_item(t, heads | unused_high, half);
-        p.items[at + 1] = q_item(t, (heads >> (8 * half)) | unused_high, half);
-      }
-    }
+    emit_tile_groups(p, t, partial, base + emitted + offset, full, split_from);
     emitted += total;
   }
   return emitted;
 }
 
+// Whole and partial group counts packed for one scan: a chunk holds at most 1024 x 64 = 2^16
+// whole groups (below bit 20) and 1024 partial ones (1024 << 20 = 2^30: no sign bit).
+inline constexpr int kPartialShift = 20;
+
 // GEMM-Q: whole groups (all `slots` heads) first, then the at most one partial group per row tile
 // (half the wgmma work or less), so the short items fill the last round; whole groups from
 // split_from on are emitted as two half-width items each (last_round_split).
+// Up to kPlannerThreads candidates (131K rows per batch entry at 128-row tiles) take one pass:
+// each thread reads its row tile's symbols once and one scan gives both kinds' offsets. The chunked
+// passes read them three times and scan four times: a clock64 trace of the planner at M = 4608
+// (36 candidates, 24 heads) spent 4.5k cycles in the counting pass and 7.1-7.8k in the two
+// emitting ones (gemm_notes.md item 29), where the planner is serial with its GEMM.
 __device__ void plan_q_groups(const GemmPlanParams& p, int32_t candidates) {
   __shared__ int32_t scratch[kPlannerThreads / 32 + 1];
+  if (candidates <= kPlannerThreads) {
+    const int32_t index = static_cast<int32_t>(threadIdx.x);
+    RowTile t{0, 0, 0};
+    if (index < candidates) t = row_tile(p, index);
+    const int32_t active = __popcll(t.mask);
+    const int32_t packed = active / p.slots | (active % p.slots != 0 ? 1 : 0) << kPartialShift;
+    int32_t total = 0;
+    const int32_t offset =
+        work_list::block_exclusive_scan<kPlannerThreads>(packed, scratch, &total);
+    const int32_t low = (1 << kPartialShift) - 1;
+    const int32_t full_total = total & low, partial_total = total >> kPartialShift;
+    const int32_t split_from = last_round_split(full_total, partial_total, p.slots, p.ctas);
+    emit_tile_groups(p, t, false, offset & low, full_total, split_from);
+    emit_tile_groups(p, t, true, full_total + (offset >> kPartialShift), full_total, split_from);
+    if (threadIdx.x == 0) *p.item_count = 2 * full_total - split_from + partial_total;
+    return;
+  }
   int32_t full_total = 0, partial_total = 0;
   for (int32_t start = 0; start < candidates; start += kPlannerThreads) {
     const int32_t index = start + static_cast<int32_t>(threadIdx.x);
@@ -242,15 +278,22 @@ __global__ void __launch_bounds__(kPlannerThreads, 1) gemm_planner_kernel(const 
   // active); cost = k-blocks it reduces in this call.
   __shared__ int32_t hist[kMaxPlanCost + 2];
   const bool update = p.mode == GemmMode::kOUpdate;
+  // Up to kPlannerThreads candidates, candidate i is thread i's in both of the sort's passes, so
+  // its row tile's symbols are read once, not three times (twice for its cost, once to emit it).
+  const bool one_chunk = candidates <= kPlannerThreads;
+  const int32_t tid = static_cast<int32_t>(threadIdx.x);
+  RowTile mine{0, 0, 0};
+  if (one_chunk && tid < candidates) mine = row_tile(p, tid);
+  auto tile = [&](int32_t index) { return one_chunk ? mine : row_tile(p, index); };
   auto cost = [&](int32_t index) {
-    const RowTile t = row_tile(p, index);
+    const RowTile t = tile(index);
     if (!in_range(p, t)) return -1;
     if (p.cache_only) return (p.heads - __popcll(t.mask)) * p.k_blocks_per_head;
     const int32_t heads = update ? p.heads : __popcll(t.mask);
     return heads * p.k_blocks_per_head + p.extra_k_blocks;
   };
   auto emit = [&](int32_t rank, int32_t index) {
-    const RowTile t = row_tile(p, index);
+    const RowTile t = tile(index);
     p.items[rank] = make_int4(t.b, t.m0, static_cast<int32_t>(t.mask & 0xffffffffu),
                               static_cast<int32_t>(t.mask >> 32));
   };
