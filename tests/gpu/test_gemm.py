@@ -159,3 +159,29 @@ def test_planned_lists_follow_new_symbols_in_a_cuda_graph():
         assert not q_out[~mask].any()  # cached pairs untouched
         for y in (y_update, y_dispatch):
             assert ((y.float() - y_ref).norm() / y_ref.norm()).item() < 1e-2
+
+
+def test_planner_past_one_chunk_of_candidates():
+    """1025 row tiles (131,200 rows): more candidates than the planner's 1024 threads, so the
+    chunked passes run (plan_q_groups, the GEMM-O sort), where shorter lists take the one-pass
+    path. gemm_q writes exactly the active pairs; update + dispatch equal one dense projection."""
+    heads, head_dim, rows, k, n = 2, 128, 131_200, 128, 256
+    dt, dev = torch.bfloat16, "cuda"
+    x = torch.randn(rows, k, device=dev, dtype=dt)
+    wq = torch.randn(heads * head_dim, k, device=dev, dtype=dt) / k ** 0.5
+    s, active = random_symbols(heads, rows, 0.5, seed=31)
+    q = torch.zeros(rows, heads * head_dim, device=dev, dtype=dt)
+    fo.gemm_q(x, wq, heads=heads, symbols=s, out=q)
+    mask = row_active(active, rows, 0).T[:, :, None].expand(rows, heads, head_dim)
+    mask = mask.reshape(rows, -1)
+    ref = x.float() @ wq.float().T
+    assert ((q.float()[mask] - ref[mask]).norm() / ref[mask].norm()).item() < 1e-2
+    assert not q[~mask].any()
+    a = torch.randn(rows, heads * head_dim, device=dev, dtype=dt)
+    wo = torch.randn(n, heads * head_dim, device=dev, dtype=dt) / (heads * head_dim) ** 0.5
+    bo = torch.randn(n, device=dev, dtype=dt)
+    y_update, cache = fo.gemm_o_update(a, wo, bo, heads=heads, head_dim=head_dim, symbols=s)
+    y = fo.gemm_o_dispatch(a, wo, cache, heads=heads, head_dim=head_dim, symbols=s)
+    y_ref = a.float() @ wo.float().T + bo.float()
+    for got in (y_update, y):
+        assert ((got.float() - y_ref).norm() / y_ref.norm()).item() < 1e-2
