@@ -110,11 +110,10 @@ def test_cuda_graph_capture():
 
 
 def test_planned_lists_follow_new_symbols_in_a_cuda_graph():
-    """gemm_q, gemm_o_update and gemm_o_dispatch with 40 heads of 64 (masks past bit 32; the
-    planner reads a query block's head words 16 at a time, so 16 + 16 + 8) captured once. New Sq
-    written into the same tensor between replays: the planners re-plan on the GPU, gemm_q writes
-    only the new active pairs, and update + dispatch with the same symbols stay one dense
-    projection."""
+    """gemm_q, gemm_o_update and gemm_o_dispatch with 40 heads of 64 (head masks past bit 32:
+    GEMM-O's items carry them in two words) captured once. New Sq written into the same tensor
+    between replays: the planners re-plan on the GPU, gemm_q writes only the new active pairs,
+    and update + dispatch with the same symbols stay one dense projection."""
     heads, head_dim, rows, k, n = 40, 64, 700, 512, 384
     dt, dev = torch.bfloat16, "cuda"
     x = torch.randn(rows, k, device=dev, dtype=dt)
