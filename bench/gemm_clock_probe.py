@@ -16,7 +16,7 @@ case go to --out.
 
     PYTHONPATH=python:bench FLASHOMNI_LIBRARY=build/libflashomni.so \
         python3 bench/gemm_clock_probe.py                      # dense gemm_q (with bias) only
-    ... python3 bench/gemm_clock_probe.py --ops q o --densities 1 0.5 0.25 0.1
+    ... python3 bench/gemm_clock_probe.py --ops q o --densities 1 0.5 0.25 0.1 [--planned]
 """
 
 import argparse
@@ -97,6 +97,10 @@ def groups(args, cache_dt):
                 s, frac = case_symbols("q", m, d, args.seed)
                 cases.append(("gemm_q", d, frac, lambda s=s: fo.gemm_q(
                     x, wq, bq, heads=HEADS, symbols=s, out=out)))
+                if args.planned:
+                    plan = fo.gemm_q_plan(x, wq, bq, heads=HEADS, symbols=s, out=out)
+                    cases.append(("gemm_q_planned", d, frac, lambda s=s, plan=plan: fo.gemm_q(
+                        x, wq, bq, heads=HEADS, symbols=s, out=out, plan=plan)))
             yield m, 3072, lambda: torch.nn.functional.linear(x, wq, bq), cases
             del x, wq, bq, out, cases
         for extra in (args.extras if "o" in args.ops else []):
@@ -109,6 +113,16 @@ def groups(args, cache_dt):
                 cases.append(("gemm_o_dispatch", d, dispatch_work(frac, extra),
                               lambda s=s: fo.gemm_o_dispatch(a, wo, cache, heads=HEADS,
                                                              head_dim=HEAD_DIM, symbols=s, out=y)))
+                if args.planned:
+                    kw = dict(heads=HEADS, head_dim=HEAD_DIM, symbols=s, out=y)
+                    up = fo.gemm_o_update_plan(a, wo, bo, cache=cache, **kw)
+                    dp = fo.gemm_o_dispatch_plan(a, wo, cache, **kw)
+                    cases.append(("gemm_o_update_planned", d, 1.0,
+                                  lambda kw=kw, up=up: fo.gemm_o_update(
+                                      a, wo, bo, cache=cache, plan=up, **kw)))
+                    cases.append(("gemm_o_dispatch_planned", d, dispatch_work(frac, extra),
+                                  lambda kw=kw, dp=dp: fo.gemm_o_dispatch(
+                                      a, wo, cache, plan=dp, **kw)))
             yield m, k, lambda: torch.nn.functional.linear(a, wo, bo), cases
             del a, wo, bo, y, cache, cases
         torch.cuda.empty_cache()
@@ -124,6 +138,8 @@ def main():
                     help="GEMM-O always-active input columns after the heads (K = 3072 + extra)")
     ap.add_argument("--cache-dtype", choices=["float32", "bfloat16"], default="float32")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--planned", action="store_true",
+                    help="also each sparse case run on a plan made once (gemm_*_plan): no planner")
     ap.add_argument("--seconds", type=float, default=1.0)
     ap.add_argument("--calls", type=int, default=8, help="calls per graph replay")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))

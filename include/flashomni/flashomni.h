@@ -62,8 +62,9 @@ extern "C" {
 
 /* Bumped whenever a field is appended to an argument struct or a function is added.
  * 1: operations, symbols, densities; 2: + policy (run_policy) and forecast; 3: + the policy's
- * query_score / out_now / out_prev (the output-change query score). */
-#define FLASHOMNI_ABI_VERSION 3
+ * query_score / out_now / out_prev (the output-change query score); 4: + GEMM plans
+ * (fo_gemm_plan, the args' `plan`, flashomni_gemm_*_plan). */
+#define FLASHOMNI_ABI_VERSION 4
 
 /* Same values as flashomni::DType / Device / Status (common.h); never renumbered. */
 typedef enum fo_dtype {
@@ -144,6 +145,19 @@ typedef struct fo_attention_args {
  *   x [M, K] or [B, M, K]; weight [heads * head_dim, K]; bias [heads * head_dim] optional;
  *   out [M, heads * head_dim] or [B, M, ...]. Row m is token m + row_offset of the symbols'
  *   sequence. Inactive tiles of out are not written. */
+/* A GEMM work list planned once into a workspace (flashomni_gemm_q_plan, ..._o_update_plan,
+ * ..._o_dispatch_plan), for calls of the same operation to run it without planning again while
+ * the symbols' bits stay the same (the sparse steps between two full steps). The library fills
+ * it; the caller keeps it with its workspace and passes it as the args' `plan`. A call given a
+ * plan checks that its arguments, workspace and operation are the plan's (FO_INVALID_ARGUMENT
+ * naming "plan" otherwise); it cannot see the symbols' values, so rewriting them in place, or
+ * any other call planning into that workspace, needs a new plan. On CUDA the planner (one CTA,
+ * ~6 us on the H100, which the GEMM waits for) then runs once per plan instead of per call; the
+ * CPU backend has no list: its plan only records the operation. */
+typedef struct fo_gemm_plan {
+  uint64_t opaque[16];
+} fo_gemm_plan;
+
 typedef struct fo_gemm_q_args {
   int32_t struct_size; /* = sizeof(fo_gemm_q_args) */
   int32_t heads;
@@ -151,6 +165,7 @@ typedef struct fo_gemm_q_args {
   int32_t row_offset;
   fo_tensor x, weight, bias, out;
   const fo_symbols* symbols; /* NULL = dense */
+  const fo_gemm_plan* plan;  /* ABI 4. NULL: plan and run; else run a flashomni_gemm_q_plan's */
 } fo_gemm_q_args;
 
 /* gemm_o_update / gemm_o_dispatch (spec §4):
@@ -168,6 +183,7 @@ typedef struct fo_gemm_o_args {
   int32_t row_offset;
   fo_tensor a, weight, bias, cache, out;
   const fo_symbols* symbols; /* NULL = every head active */
+  const fo_gemm_plan* plan;  /* ABI 4. NULL: plan and run; else the same operation's plan */
 } fo_gemm_o_args;
 
 /* ---- Library ---- */
@@ -191,6 +207,16 @@ FLASHOMNI_API int flashomni_gemm_o_update(const fo_gemm_o_args* args, void* work
                                           size_t workspace_bytes, void* stream);
 FLASHOMNI_API int flashomni_gemm_o_dispatch(const fo_gemm_o_args* args, void* workspace,
                                             size_t workspace_bytes, void* stream);
+/* Enqueue the planner alone (nothing on CPU and for dense calls) and fill *plan; same arguments
+ * and workspace as the call that will run the plan. */
+FLASHOMNI_API int flashomni_gemm_q_plan(const fo_gemm_q_args* args, void* workspace,
+                                        size_t workspace_bytes, void* stream, fo_gemm_plan* plan);
+FLASHOMNI_API int flashomni_gemm_o_update_plan(const fo_gemm_o_args* args, void* workspace,
+                                               size_t workspace_bytes, void* stream,
+                                               fo_gemm_plan* plan);
+FLASHOMNI_API int flashomni_gemm_o_dispatch_plan(const fo_gemm_o_args* args, void* workspace,
+                                                 size_t workspace_bytes, void* stream,
+                                                 fo_gemm_plan* plan);
 
 /* ---- Symbols ---- */
 /* Shape the symbols must have for these sequences (q_blocks / kv_blocks from the longest request);

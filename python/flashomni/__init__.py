@@ -9,6 +9,8 @@ Arrays may be NumPy arrays, torch tensors, or objects exposing __cuda_array_inte
     q = fo.gemm_q(x, w_q, b_q, heads=24, symbols=s)      # only active (block, head) tiles
     y, cache = fo.gemm_o_update(o, w_o, b_o, heads=24, symbols=s)   # full step
     y = fo.gemm_o_dispatch(o, w_o, cache, heads=24, symbols=s)      # sparse step
+    plan = fo.gemm_q_plan(x, w_q, b_q, heads=24, symbols=s)  # plan once per symbols...
+    q = fo.gemm_q(x, w_q, b_q, heads=24, symbols=s, plan=plan)  # ...run many (no planner)
     s = fo.run_policy(q, k, text=(0, 512), step=20, num_steps=50)   # the policy's symbols
     c = fo.forecast([c7, c12, c17], steps=[7, 12, 17], target_step=19)  # Taylor forecast
 
@@ -19,7 +21,8 @@ Arrays may be NumPy arrays, torch tensors, or objects exposing __cuda_array_inte
 import importlib
 
 from ._lib import library_candidates
-from .ops import gemm_o_dispatch, gemm_o_update, gemm_q, sparse_attention
+from .ops import (GemmPlan, gemm_o_dispatch, gemm_o_dispatch_plan, gemm_o_update,
+                  gemm_o_update_plan, gemm_q, gemm_q_plan, sparse_attention)
 from .policy import forecast, run_policy
 from .symbols import SeqLens, Symbols
 
@@ -32,6 +35,10 @@ __all__ = [
     "gemm_q",
     "gemm_o_update",
     "gemm_o_dispatch",
+    "GemmPlan",
+    "gemm_q_plan",
+    "gemm_o_update_plan",
+    "gemm_o_dispatch_plan",
     "run_policy",
     "forecast",
     "version",

@@ -81,6 +81,10 @@ class AttentionArgs(ctypes.Structure):
     ]
 
 
+class GemmPlanStruct(ctypes.Structure):
+    _fields_ = [("opaque", ctypes.c_uint64 * 16)]
+
+
 class GemmQArgs(ctypes.Structure):
     _fields_ = [
         ("struct_size", ctypes.c_int32),
@@ -92,6 +96,7 @@ class GemmQArgs(ctypes.Structure):
         ("bias", Tensor),
         ("out", Tensor),
         ("symbols", ctypes.POINTER(SymbolsStruct)),
+        ("plan", ctypes.POINTER(GemmPlanStruct)),
     ]
 
 
@@ -107,6 +112,7 @@ class GemmOArgs(ctypes.Structure):
         ("cache", Tensor),
         ("out", Tensor),
         ("symbols", ctypes.POINTER(SymbolsStruct)),
+        ("plan", ctypes.POINTER(GemmPlanStruct)),
     ]
 
 
@@ -217,6 +223,9 @@ _SIGNATURES = {
     "flashomni_gemm_o_workspace_size": [_P(GemmOArgs), _P(_c_size)],
     "flashomni_gemm_o_update": [_P(GemmOArgs), _vp, _c_size, _vp],
     "flashomni_gemm_o_dispatch": [_P(GemmOArgs), _vp, _c_size, _vp],
+    "flashomni_gemm_q_plan": [_P(GemmQArgs), _vp, _c_size, _vp, _P(GemmPlanStruct)],
+    "flashomni_gemm_o_update_plan": [_P(GemmOArgs), _vp, _c_size, _vp, _P(GemmPlanStruct)],
+    "flashomni_gemm_o_dispatch_plan": [_P(GemmOArgs), _vp, _c_size, _vp, _P(GemmPlanStruct)],
     "flashomni_symbols_shape_for": [_LP, _i32, _i32, _i32, _SP],
     "flashomni_symbols_validate": [_SP, _LP, _i32],
     "flashomni_symbols_dense": [_LP, _i32, _i32, _i32, _vp, _c_size, _vp, _c_size],

@@ -58,8 +58,25 @@ def _stream_handle(stream, like):
     return 0
 
 
-def _run(name, args, like, stream):
-    """Queries the workspace, allocates it (torch, on like's GPU) and calls `name`."""
+class GemmPlan:
+    """A GEMM work list planned once (gemm_q_plan, gemm_o_update_plan, gemm_o_dispatch_plan) for
+    calls of the same operation, given plan=, to run without planning again: on CUDA the planner
+    kernel (~6 us on the H100, which the GEMM waits for) then runs once per plan, not per call.
+
+    It owns the workspace holding the list. Valid while the call's arguments match the plan's
+    (checked: ValueError naming 'plan') and the symbols' bits stay the same (not checked: the
+    call cannot see them, so rewriting the symbols in place needs a new plan). The CPU backend
+    has no list: its plan only records the operation."""
+
+    def __init__(self, op, c_plan, workspace, nbytes, stream):
+        self.op, self._c, self._workspace, self._bytes = op, c_plan, workspace, nbytes
+        self._stream = stream
+
+    def __repr__(self):
+        return f"GemmPlan({self.op}, workspace {self._bytes} bytes)"
+
+
+def _workspace(name, args, like):
     bytes_ = ctypes.c_size_t(0)
     ws_name = {"flashomni_gemm_o_update": "flashomni_gemm_o_workspace_size",
                "flashomni_gemm_o_dispatch": "flashomni_gemm_o_workspace_size",
@@ -70,13 +87,46 @@ def _run(name, args, like, stream):
     if bytes_.value:
         workspace = _arrays.allocate(like, (bytes_.value,), _lib.UINT8, zero=False)
         ptr = _arrays.view(workspace, "workspace").data
-    handle = _stream_handle(stream, like) if like.device == _lib.CUDA else 0
-    _lib.call(name, ctypes.byref(args), ptr, bytes_.value, handle or None)
+    return workspace, ptr, bytes_.value
+
+
+def _record_stream(workspace, stream, handle):
     if workspace is not None and stream is not None and _arrays.is_torch(workspace):
         # The caching allocator orders reuse on the allocating stream only; tell it about ours.
         import torch
 
         workspace.record_stream(torch.cuda.ExternalStream(handle))
+
+
+def _run(name, args, like, stream, plan=None):
+    """Queries the workspace, allocates it (torch, on like's GPU) and calls `name`; with a plan,
+    runs on the plan's workspace and list instead."""
+    if plan is not None:
+        if not isinstance(plan, GemmPlan):
+            raise TypeError(f"argument 'plan': expected flashomni.GemmPlan or None, got "
+                            f"{type(plan).__name__}")
+        if plan.op != name[len("flashomni_"):]:
+            raise ValueError(f"argument 'plan': made for {plan.op}, not "
+                             f"{name[len('flashomni_'):]}")
+        args.plan = ctypes.pointer(plan._c)
+        workspace, nbytes = plan._workspace, plan._bytes
+        ptr = _arrays.view(workspace, "workspace").data if workspace is not None else None
+    else:
+        workspace, ptr, nbytes = _workspace(name, args, like)
+    handle = _stream_handle(stream, like) if like.device == _lib.CUDA else 0
+    _lib.call(name, ctypes.byref(args), ptr, nbytes, handle or None)
+    _record_stream(workspace, stream, handle)
+
+
+def _plan(name, args, like, stream):
+    """Allocates a workspace and calls name + '_plan' into it; returns the GemmPlan."""
+    workspace, ptr, nbytes = _workspace(name, args, like)
+    handle = _stream_handle(stream, like) if like.device == _lib.CUDA else 0
+    c_plan = _lib.GemmPlanStruct()
+    _lib.call(name + "_plan", ctypes.byref(args), ptr, nbytes, handle or None,
+              ctypes.byref(c_plan))
+    _record_stream(workspace, stream, handle)
+    return GemmPlan(name[len("flashomni_"):], c_plan, workspace, nbytes, stream)
 
 
 def sparse_attention(q, k, v, symbols=None, *, softmax_scale=None, out=None, lse=None,
@@ -155,18 +205,33 @@ def _out_shape(inp, weight, name):
 
 
 def gemm_q(x, weight, bias=None, *, heads, symbols=None, row_offset=0, out=None, head_dim=None,
-           stream=None, dtype=None):
+           stream=None, dtype=None, plan=None):
     """Q = x weight^T + bias for active (query block, head) tiles only (spec §3).
 
     x [M, K] or [B, M, K]; weight [heads * head_dim, K]; out [..., heads * head_dim]. Row m is
     token m + row_offset of the symbols' sequence. Inactive tiles of out are not written (0 when
-    `out` is allocated here)."""
+    `out` is allocated here). plan: a gemm_q_plan of these arguments (GemmPlan)."""
+    return _gemm_q(x, weight, bias, heads, symbols, row_offset, out, head_dim, stream, dtype,
+                   plan, False)
+
+
+def gemm_q_plan(x, weight, bias=None, *, heads, symbols=None, row_offset=0, out=None,
+                head_dim=None, stream=None, dtype=None):
+    """Plans gemm_q's work list for these arguments once (GemmPlan): gemm_q(..., plan=) then
+    runs the GEMM alone. Reads only shapes and the symbols (x, weight and out are not read)."""
+    return _gemm_q(x, weight, bias, heads, symbols, row_offset, out, head_dim, stream, dtype,
+                   None, True)
+
+
+def _gemm_q(x, weight, bias, heads, symbols, row_offset, out, head_dim, stream, dtype, plan,
+            make_plan):
     bf16 = _bf16(dtype)
     xv, wv = _arrays.view(x, "x", bf16=bf16), _arrays.view(weight, "weight", bf16=bf16)
     bv = _arrays.view(bias, "bias", bf16=bf16, optional=True)
     hd = _head_dim(head_dim, wv.shape[0] if wv.ndim == 2 else 0, heads, "weight")
     if out is None:
-        out = _arrays.allocate(xv, _out_shape(xv, wv, "x"), xv.dtype, zero=symbols is not None)
+        zero = symbols is not None and not make_plan
+        out = _arrays.allocate(xv, _out_shape(xv, wv, "x"), xv.dtype, zero=zero)
     ov = _arrays.view(out, "out", bf16=bf16)
     sym, sym_ptr = _symbols_arg(symbols)
     args = _lib.GemmQArgs()
@@ -175,7 +240,11 @@ def gemm_q(x, weight, bias=None, *, heads, symbols=None, row_offset=0, out=None,
     args.x, args.weight, args.bias, args.out = xv.c(), wv.c(), _arrays.c_tensor(bv), ov.c()
     if sym_ptr is not None:
         args.symbols = sym_ptr
-    _run("flashomni_gemm_q", args, xv, stream)
+    if make_plan:
+        made = _plan("flashomni_gemm_q", args, xv, stream)
+        del sym
+        return made
+    _run("flashomni_gemm_q", args, xv, stream, plan)
     del sym
     return out
 
@@ -192,14 +261,30 @@ def _gemm_o_args(av, wv, bv, cv, ov, heads, hd, row_offset, sym_ptr):
 
 
 def gemm_o_update(a, weight, bias=None, *, heads, symbols=None, row_offset=0, cache_dtype=None,
-                  head_dim=None, out=None, cache=None, cache_only=False, stream=None, dtype=None):
+                  head_dim=None, out=None, cache=None, cache_only=False, stream=None, dtype=None,
+                  plan=None):
     """Full-step output projection (spec §4): returns (out, cache) computed in one pass, with
     cache = bias + cached heads' contribution and out = cache + active heads + extra columns.
 
     a [M, heads * head_dim + extra] or [B, M, ...] (pass head_dim when extra > 0); weight
     [N, heads * head_dim + extra]; cache_dtype defaults to float32 (exact up to summation order).
     cache_only=True: computes and writes the cache alone (no out: returns (None, cache); the
-    active heads' and extra columns of `a` are not read), the same cache as a full update."""
+    active heads' and extra columns of `a` are not read), the same cache as a full update.
+    plan: a gemm_o_update_plan of these arguments (GemmPlan)."""
+    return _gemm_o_update(a, weight, bias, heads, symbols, row_offset, cache_dtype, head_dim, out,
+                          cache, cache_only, stream, dtype, plan, False)
+
+
+def gemm_o_update_plan(a, weight, bias=None, *, heads, symbols=None, row_offset=0,
+                       cache_dtype=None, head_dim=None, out=None, cache=None, cache_only=False,
+                       stream=None, dtype=None):
+    """Plans gemm_o_update's work list for these arguments once (GemmPlan); see gemm_q_plan."""
+    return _gemm_o_update(a, weight, bias, heads, symbols, row_offset, cache_dtype, head_dim, out,
+                          cache, cache_only, stream, dtype, None, True)
+
+
+def _gemm_o_update(a, weight, bias, heads, symbols, row_offset, cache_dtype, head_dim, out, cache,
+                   cache_only, stream, dtype, plan, make_plan):
     bf16 = _bf16(dtype)
     av, wv = _arrays.view(a, "a", bf16=bf16), _arrays.view(weight, "weight", bf16=bf16)
     bv = _arrays.view(bias, "bias", bf16=bf16, optional=True)
@@ -218,15 +303,33 @@ def gemm_o_update(a, weight, bias=None, *, heads, symbols=None, row_offset=0, ca
     cv = _arrays.view(cache, "cache", bf16=cache_bf16)
     sym, sym_ptr = _symbols_arg(symbols)
     args = _gemm_o_args(av, wv, bv, cv, ov, heads, hd, row_offset, sym_ptr)
-    _run("flashomni_gemm_o_update", args, av, stream)
+    if make_plan:
+        made = _plan("flashomni_gemm_o_update", args, av, stream)
+        del sym
+        return made
+    _run("flashomni_gemm_o_update", args, av, stream, plan)
     del sym
     return out, cache
 
 
 def gemm_o_dispatch(a, weight, cache, *, heads, symbols=None, row_offset=0, out=None,
-                    head_dim=None, stream=None, dtype=None, cache_dtype=None):
+                    head_dim=None, stream=None, dtype=None, cache_dtype=None, plan=None):
     """Sparse-step output projection (spec §4): out = cache + active heads + extra columns.
-    Cached heads' columns of `a` are never read."""
+    Cached heads' columns of `a` are never read. plan: a gemm_o_dispatch_plan of these
+    arguments (GemmPlan), for the sparse steps between two full steps."""
+    return _gemm_o_dispatch(a, weight, cache, heads, symbols, row_offset, out, head_dim, stream,
+                            dtype, cache_dtype, plan, False)
+
+
+def gemm_o_dispatch_plan(a, weight, cache, *, heads, symbols=None, row_offset=0, out=None,
+                         head_dim=None, stream=None, dtype=None, cache_dtype=None):
+    """Plans gemm_o_dispatch's work list for these arguments once (GemmPlan); see gemm_q_plan."""
+    return _gemm_o_dispatch(a, weight, cache, heads, symbols, row_offset, out, head_dim, stream,
+                            dtype, cache_dtype, None, True)
+
+
+def _gemm_o_dispatch(a, weight, cache, heads, symbols, row_offset, out, head_dim, stream, dtype,
+                     cache_dtype, plan, make_plan):
     bf16 = _bf16(dtype)
     av, wv = _arrays.view(a, "a", bf16=bf16), _arrays.view(weight, "weight", bf16=bf16)
     cache_bf16 = bf16 or _arrays.dtype_code(cache_dtype) == _lib.BFLOAT16
@@ -237,6 +340,10 @@ def gemm_o_dispatch(a, weight, cache, *, heads, symbols=None, row_offset=0, out=
     ov = _arrays.view(out, "out", bf16=bf16)
     sym, sym_ptr = _symbols_arg(symbols)
     args = _gemm_o_args(av, wv, None, cv, ov, heads, hd, row_offset, sym_ptr)
-    _run("flashomni_gemm_o_dispatch", args, av, stream)
+    if make_plan:
+        made = _plan("flashomni_gemm_o_dispatch", args, av, stream)
+        del sym
+        return made
+    _run("flashomni_gemm_o_dispatch", args, av, stream, plan)
     del sym
     return out

@@ -1,6 +1,9 @@
 // FlashOmni C API layer: library queries, argument conversion and the operations' entry points.
 // Converts the plain C structs of flashomni.h into TensorRef / SymbolsRef, dispatches on the
 // device (CPU backend or CUDA launchers) and turns every exception into a status + message.
+#include <cstring>
+#include <type_traits>
+
 #include "capi/capi_common.h"
 #include "flashomni/attention.h"
 #include "flashomni/cuda_ops.h"  // declarations only; calls are instantiated with CUDA alone
@@ -113,6 +116,58 @@ void check_bytes_out(const size_t* bytes) {
   FLASHOMNI_CHECK_ARG(bytes != nullptr, "bytes", "must not be NULL");
 }
 
+// fo_gemm_plan's contents: a marker (a zeroed or foreign struct is not a plan), the backend it was
+// made on, and the CUDA layer's record (op only on the CPU backend, which has no list).
+struct StoredPlan {
+  uint32_t marker;
+  int32_t device;
+  cuda::GemmPlan plan;
+};
+static_assert(sizeof(StoredPlan) <= sizeof(fo_gemm_plan) &&
+                  std::is_trivially_copyable_v<StoredPlan>,
+              "fo_gemm_plan holds a StoredPlan, copied bytewise");
+constexpr uint32_t kPlanMarker = 0x4c504f46u;  // "FOPL"
+
+// The args' `plan` (ABI 4), NULL for older struct sizes; read_args checks the size itself.
+template <typename CArgs>
+const fo_gemm_plan* plan_field(const CArgs* args) {
+  if (args == nullptr || args->struct_size < 0) return nullptr;
+  const auto size = static_cast<std::size_t>(args->struct_size);
+  return size >= offsetof(CArgs, plan) + sizeof(void*) ? args->plan : nullptr;
+}
+
+// Reads the args' plan for operation `op` on `device` into *plan; returns whether the call
+// runs on it (false: no plan given, or a CPU plan, whose run computes the whole operation).
+bool plan_of(const fo_gemm_plan* given, cuda::GemmPlanOp op, Device device, cuda::GemmPlan* plan) {
+  if (given == nullptr) return false;
+  StoredPlan stored;
+  std::memcpy(static_cast<void*>(&stored), given, sizeof(stored));
+  FLASHOMNI_CHECK_ARG(stored.marker == kPlanMarker, "plan",
+                      "was not filled by a flashomni_gemm_*_plan call");
+  FLASHOMNI_CHECK_ARG(stored.device == static_cast<int32_t>(device), "plan",
+                      "was made for tensors on another device type");
+  FLASHOMNI_CHECK_ARG(stored.plan.op == op, "plan", "was made for another operation");
+  *plan = stored.plan;
+  return device == Device::kCUDA;
+}
+
+// The body of the *_plan entry points: `cpu_check` validates CPU arguments (no list to plan),
+// `cuda_plan` enqueues the planner and returns its record; *out is written on success only.
+template <typename CArgs, typename CpuCheck, typename CudaPlan>
+void make_plan(const CArgs* args, const char* op, cuda::GemmPlanOp plan_op, fo_gemm_plan* out,
+               CpuCheck&& cpu_check, CudaPlan&& cuda_plan) {
+  FLASHOMNI_CHECK_ARG(out != nullptr, "plan", "must not be NULL");
+  StoredPlan stored{kPlanMarker, static_cast<int32_t>(Device::kCPU), {}};
+  stored.plan.op = plan_op;
+  run_on_device(args, op, cpu_check, [&](const auto& p) {
+    stored.device = static_cast<int32_t>(Device::kCUDA);
+    stored.plan = cuda_plan(p);
+  });
+  fo_gemm_plan filled{};
+  std::memcpy(&filled, &stored, sizeof(stored));
+  *out = filled;
+}
+
 }  // namespace
 }  // namespace flashomni::capi
 
@@ -177,9 +232,28 @@ int flashomni_gemm_q_workspace_size(const fo_gemm_q_args* args, size_t* bytes) {
 int flashomni_gemm_q(const fo_gemm_q_args* args, void* workspace, size_t workspace_bytes,
                      void* stream) {
   return guarded([&] {
+    cuda::GemmPlan plan;
+    const fo_gemm_plan* given = plan_field(args);
     run_on_device(
-        args, "gemm_q", [](const auto& p) { cpu::gemm_q(p); },
-        [&](const auto& p) { cuda::gemm_q(p, workspace, workspace_bytes, stream); });
+        args, "gemm_q",
+        [&](const auto& p) {
+          plan_of(given, cuda::GemmPlanOp::kQ, Device::kCPU, &plan);
+          cpu::gemm_q(p);
+        },
+        [&](const auto& p) {
+          const bool planned = plan_of(given, cuda::GemmPlanOp::kQ, Device::kCUDA, &plan);
+          cuda::gemm_q(p, workspace, workspace_bytes, stream, planned ? &plan : nullptr);
+        });
+  });
+}
+
+int flashomni_gemm_q_plan(const fo_gemm_q_args* args, void* workspace, size_t workspace_bytes,
+                          void* stream, fo_gemm_plan* plan) {
+  return guarded([&] {
+    make_plan(
+        args, "gemm_q_plan", cuda::GemmPlanOp::kQ, plan,
+        [](const auto& p) { check_gemm_q(p, Device::kCPU); },
+        [&](const auto& p) { return cuda::gemm_q_plan(p, workspace, workspace_bytes, stream); });
   });
 }
 
@@ -196,18 +270,60 @@ int flashomni_gemm_o_workspace_size(const fo_gemm_o_args* args, size_t* bytes) {
 int flashomni_gemm_o_update(const fo_gemm_o_args* args, void* workspace, size_t workspace_bytes,
                             void* stream) {
   return guarded([&] {
+    cuda::GemmPlan plan;
+    const fo_gemm_plan* given = plan_field(args);
     run_on_device(
-        args, "gemm_o_update", [](const auto& p) { cpu::gemm_o_update(p); },
-        [&](const auto& p) { cuda::gemm_o_update(p, workspace, workspace_bytes, stream); });
+        args, "gemm_o_update",
+        [&](const auto& p) {
+          plan_of(given, cuda::GemmPlanOp::kOUpdate, Device::kCPU, &plan);
+          cpu::gemm_o_update(p);
+        },
+        [&](const auto& p) {
+          const bool planned = plan_of(given, cuda::GemmPlanOp::kOUpdate, Device::kCUDA, &plan);
+          cuda::gemm_o_update(p, workspace, workspace_bytes, stream, planned ? &plan : nullptr);
+        });
+  });
+}
+
+int flashomni_gemm_o_update_plan(const fo_gemm_o_args* args, void* workspace,
+                                 size_t workspace_bytes, void* stream, fo_gemm_plan* plan) {
+  return guarded([&] {
+    make_plan(
+        args, "gemm_o_update_plan", cuda::GemmPlanOp::kOUpdate, plan,
+        [](const auto& p) { check_gemm_o(p, Device::kCPU, true); },
+        [&](const auto& p) {
+          return cuda::gemm_o_update_plan(p, workspace, workspace_bytes, stream);
+        });
   });
 }
 
 int flashomni_gemm_o_dispatch(const fo_gemm_o_args* args, void* workspace, size_t workspace_bytes,
                               void* stream) {
   return guarded([&] {
+    cuda::GemmPlan plan;
+    const fo_gemm_plan* given = plan_field(args);
     run_on_device(
-        args, "gemm_o_dispatch", [](const auto& p) { cpu::gemm_o_dispatch(p); },
-        [&](const auto& p) { cuda::gemm_o_dispatch(p, workspace, workspace_bytes, stream); });
+        args, "gemm_o_dispatch",
+        [&](const auto& p) {
+          plan_of(given, cuda::GemmPlanOp::kODispatch, Device::kCPU, &plan);
+          cpu::gemm_o_dispatch(p);
+        },
+        [&](const auto& p) {
+          const bool planned = plan_of(given, cuda::GemmPlanOp::kODispatch, Device::kCUDA, &plan);
+          cuda::gemm_o_dispatch(p, workspace, workspace_bytes, stream, planned ? &plan : nullptr);
+        });
+  });
+}
+
+int flashomni_gemm_o_dispatch_plan(const fo_gemm_o_args* args, void* workspace,
+                                   size_t workspace_bytes, void* stream, fo_gemm_plan* plan) {
+  return guarded([&] {
+    make_plan(
+        args, "gemm_o_dispatch_plan", cuda::GemmPlanOp::kODispatch, plan,
+        [](const auto& p) { check_gemm_o(p, Device::kCPU, false); },
+        [&](const auto& p) {
+          return cuda::gemm_o_dispatch_plan(p, workspace, workspace_bytes, stream);
+        });
   });
 }
 

@@ -20,7 +20,7 @@ def _qkv(seed=0, n=32, heads=2, d=16, dtype=np.float32):
 def test_library_info():
     assert fo.version() == fo.__version__
     assert isinstance(fo.has_cuda(), bool)
-    assert _lib.lib().flashomni_abi_version() == 3
+    assert _lib.lib().flashomni_abi_version() == 4
     assert fo.library_path().endswith("libflashomni.so")
 
 

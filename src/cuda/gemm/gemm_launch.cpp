@@ -8,6 +8,7 @@
 
 #include "cuda/common/tensor_map.h"
 #include "cuda/gemm/gemm_params.h"
+#include "cuda/gemm/gemm_plan.h"
 #include "cuda/runtime.h"
 #include "flashomni/cuda_ops.h"
 
@@ -20,6 +21,9 @@ using gemm::GemmPlanParams;
 using gemm::kTileK;
 using gemm::kTileM;
 using gemm::kTileN;
+using gemm::plan_only;
+using gemm::Planning;
+using gemm::planning_for;
 
 // The operand/output views every call shares, flattened to [batch, rows, cols].
 struct Operand3 {
@@ -213,29 +217,17 @@ LaunchShape launch_shape(GemmMode mode, int64_t max_tiles, int64_t max_items, bo
 }
 
 // Enqueues the planner (when symbols are given: its list goes to the workspace, [count | items]),
-// or the split flags' memset (dense lists that split), and the persistent kernel, one CTA per SM
-// at most.
+// or the split flags' memset (dense lists that split, and runs on a plan's list), and the
+// persistent kernel, one CTA per SM at most, as `planning` says.
 void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, DType dtype,
             const gemm::GemmTensorMaps& maps, const LaunchShape& shape, void* workspace,
-            cudaStream_t stream) {
+            const Planning& planning, cudaStream_t stream) {
+  using Step = Planning::Step;
   const int grid = shape.grid;
   kp.grid_div = gemm::FastDiv(grid);
   kp.row_tiles_div = gemm::FastDiv(kp.row_tiles);
   kp.n_tiles_div = gemm::FastDiv(kp.n_tiles);
   kp.groups_div = gemm::FastDiv(kp.slots > 0 ? (kp.heads + kp.slots - 1) / kp.slots : 1);
-  if (shape.split) {
-    char* split_ws = static_cast<char*>(workspace) + shape.plan_bytes;
-    kp.split_k = 1;
-    kp.split_flags = reinterpret_cast<int32_t*>(split_ws);
-    kp.split_partials = reinterpret_cast<float*>(split_ws + gemm::split_flags_bytes(grid));
-    if (symbols != nullptr) {
-      pp.split_flags = kp.split_flags;
-      pp.split_flag_count = grid;
-    } else {
-      FLASHOMNI_CUDA_CHECK(
-          cudaMemsetAsync(kp.split_flags, 0, static_cast<std::size_t>(grid) * 4, stream));
-    }
-  }
   const int32_t k_blocks = kp.mode == GemmMode::kQ
                                ? kp.k_blocks
                                : kp.heads * kp.head_dim / gemm::kTileK + kp.extra_k_blocks;
@@ -264,10 +256,29 @@ void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, D
         kp.mode == GemmMode::kQ && kp.slots == 2 && !shape.split && tall_items_enabled();
     pp.item_count = static_cast<int32_t*>(workspace);
     pp.items = reinterpret_cast<int4*>(static_cast<char*>(workspace) + 256);
-    gemm::launch_gemm_planner(pp, stream);
     kp.items = pp.items;
     kp.item_count = pp.item_count;
   }
+  const GemmPlan record =
+      gemm::plan_record(planning.op, pp, shape.grid, shape.split, symbols, workspace);
+  if (planning.step == Step::kRun) gemm::check_plan(*planning.use, record);
+  if (planning.made != nullptr) *planning.made = record;
+  const bool plans = symbols != nullptr && planning.step != Step::kRun;
+  if (shape.split) {
+    char* split_ws = static_cast<char*>(workspace) + shape.plan_bytes;
+    kp.split_k = 1;
+    kp.split_flags = reinterpret_cast<int32_t*>(split_ws);
+    kp.split_partials = reinterpret_cast<float*>(split_ws + gemm::split_flags_bytes(grid));
+    if (plans) {
+      pp.split_flags = kp.split_flags;
+      pp.split_flag_count = grid;
+    } else if (planning.step != Step::kPlan) {
+      FLASHOMNI_CUDA_CHECK(
+          cudaMemsetAsync(kp.split_flags, 0, static_cast<std::size_t>(grid) * 4, stream));
+    }
+  }
+  if (plans) gemm::launch_gemm_planner(pp, stream);
+  if (planning.step == Step::kPlan) return;
   if (dtype == DType::kBFloat16) {
     gemm::launch_sparse_gemm_bf16(kp, maps, grid, stream);
   } else {
@@ -348,7 +359,7 @@ void check_workspace(const void* workspace, std::size_t bytes, std::size_t neede
 }
 
 void run_gemm_o(const GemmOParams& p, GemmMode mode, void* workspace, std::size_t workspace_bytes,
-                void* stream_ptr) {
+                void* stream_ptr, const Planning& planning) {
   check_gemm_o(p, Device::kCUDA, mode == GemmMode::kOUpdate);
   // gemm_o_update with no out (null data) stores the cache alone (gemm.h).
   const bool cache_only = mode == GemmMode::kOUpdate && p.out.data == nullptr;
@@ -383,7 +394,7 @@ void run_gemm_o(const GemmOParams& p, GemmMode mode, void* workspace, std::size_
   // The workspace is sized for dispatch (gemm_o_workspace_size), whatever this call's mode.
   const LaunchShape dispatch_shape = o_launch_shape(p, GemmMode::kODispatch);
   check_workspace(workspace, workspace_bytes, dispatch_shape.bytes);
-  if (a.rows == 0 || w.rows == 0) return;
+  if (a.rows == 0 || w.rows == 0) return gemm::record_empty(planning, p.symbols, workspace);
   const LaunchShape shape = mode == GemmMode::kODispatch ? dispatch_shape : o_launch_shape(p, mode);
   auto stream = static_cast<cudaStream_t>(stream_ptr);
   const RowTiling r = row_tiling(a.rows, p.row_offset, p.symbols);
@@ -423,16 +434,11 @@ void run_gemm_o(const GemmOParams& p, GemmMode mode, void* workspace, std::size_
   maps.b = make_tensor_map(p.weight.data, 2, 1, w.rows, w.cols, w.row_stride, 0, 128, kTileK);
   maps.cache = store_map(p.cache, cache);
   maps.out = cache_only ? maps.cache : store_map(p.out, out);
-  launch(kp, pp, p.symbols, p.a.dtype, maps, shape, workspace, stream);
+  launch(kp, pp, p.symbols, p.a.dtype, maps, shape, workspace, planning, stream);
 }
 
-}  // namespace
-
-std::size_t gemm_q_workspace_size(const GemmQParams& p) {
-  return q_launch_shape(p).bytes;
-}
-
-void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, void* stream_ptr) {
+void run_gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes,
+                void* stream_ptr, const Planning& planning) {
   check_gemm_q(p, Device::kCUDA);
   check_common(p.x, p.weight, p.bias, p.out, p.heads, p.head_dim, p.row_offset, p.symbols, "x");
   const Operand3 x = as_3d(p.x, "x");
@@ -453,7 +459,7 @@ void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, 
   }
   const LaunchShape shape = q_launch_shape(p);
   check_workspace(workspace, workspace_bytes, shape.bytes);
-  if (x.rows == 0) return;
+  if (x.rows == 0) return gemm::record_empty(planning, p.symbols, workspace);
   auto stream = static_cast<cudaStream_t>(stream_ptr);
   const RowTiling r = row_tiling(x.rows, p.row_offset, p.symbols);
 
@@ -491,21 +497,57 @@ void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, 
       make_tensor_map(p.weight.data, 2, 1, w.rows, w.cols, w.row_stride, 0, p.head_dim, kTileK);
   maps.out = store_map(p.out, out);
   maps.cache = maps.out;
-  launch(kp, pp, p.symbols, p.x.dtype, maps, shape, workspace, stream);
+  launch(kp, pp, p.symbols, p.x.dtype, maps, shape, workspace, planning, stream);
+}
+
+}  // namespace
+
+std::size_t gemm_q_workspace_size(const GemmQParams& p) {
+  return q_launch_shape(p).bytes;
 }
 
 std::size_t gemm_o_workspace_size(const GemmOParams& p) {
   return o_launch_shape(p, GemmMode::kODispatch).bytes;
 }
 
-void gemm_o_update(const GemmOParams& p, void* workspace, std::size_t workspace_bytes,
-                   void* stream) {
-  run_gemm_o(p, GemmMode::kOUpdate, workspace, workspace_bytes, stream);
+GemmPlan gemm_q_plan(const GemmQParams& p, void* workspace, std::size_t workspace_bytes,
+                     void* stream) {
+  GemmPlan plan;
+  run_gemm_q(p, workspace, workspace_bytes, stream, plan_only(GemmPlanOp::kQ, &plan));
+  return plan;
+}
+
+void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, void* stream,
+            const GemmPlan* plan) {
+  run_gemm_q(p, workspace, workspace_bytes, stream, planning_for(GemmPlanOp::kQ, plan));
+}
+
+GemmPlan gemm_o_update_plan(const GemmOParams& p, void* workspace, std::size_t workspace_bytes,
+                            void* stream) {
+  GemmPlan plan;
+  run_gemm_o(p, GemmMode::kOUpdate, workspace, workspace_bytes, stream,
+             plan_only(GemmPlanOp::kOUpdate, &plan));
+  return plan;
+}
+
+GemmPlan gemm_o_dispatch_plan(const GemmOParams& p, void* workspace, std::size_t workspace_bytes,
+                              void* stream) {
+  GemmPlan plan;
+  run_gemm_o(p, GemmMode::kODispatch, workspace, workspace_bytes, stream,
+             plan_only(GemmPlanOp::kODispatch, &plan));
+  return plan;
+}
+
+void gemm_o_update(const GemmOParams& p, void* workspace, std::size_t workspace_bytes, void* stream,
+                   const GemmPlan* plan) {
+  run_gemm_o(p, GemmMode::kOUpdate, workspace, workspace_bytes, stream,
+             planning_for(GemmPlanOp::kOUpdate, plan));
 }
 
 void gemm_o_dispatch(const GemmOParams& p, void* workspace, std::size_t workspace_bytes,
-                     void* stream) {
-  run_gemm_o(p, GemmMode::kODispatch, workspace, workspace_bytes, stream);
+                     void* stream, const GemmPlan* plan) {
+  run_gemm_o(p, GemmMode::kODispatch, workspace, workspace_bytes, stream,
+             planning_for(GemmPlanOp::kODispatch, plan));
 }
 
 }  // namespace flashomni::cuda
