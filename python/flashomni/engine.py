@@ -57,6 +57,7 @@ from .schedule import Schedule, ScheduleConfig, StepKind, step_kind_name, taylor
 from .cost_model import dispatch_cost_ratio
 from .engine_symbols import all_cached_like as _all_cached_like
 from .engine_symbols import heads_union as _heads_union
+from .engine_plans import LayerPlans
 from .engine_policy import flashomni_policy, policy_module as _policy_module  # noqa: F401
 from .pending_density import PendingDensity
 from .symbols import DEFAULT_BLOCK, Symbols
@@ -141,6 +142,11 @@ class EngineConfig:
     # heads of 128, bf16) 28 MB per layer, 1.6 GB over its 57 layers. The layer's first update
     # has no previous output: its policy caches no query block (key blocks are still skipped).
     query_score: str = "text_image"
+    # Dispatch steps run gemm_q and gemm_o_dispatch on plans made at the layer's first dispatch
+    # step after an update (flashomni.gemm_q_plan...: the symbols stay the same until the next
+    # update), so the planner (one CTA, ~6 us on the H100, serial with its GEMM) runs once per
+    # interval instead of per call. Not while a CUDA graph is captured (engine_plans.py).
+    gemm_plans: bool = True
 
 
 def _check_thresholds(pair, where):
@@ -208,6 +214,7 @@ class LayerEngine:
         self._full_rows = False  # the caller mixes a token's heads after the Q projection
         self._row_symbols: Optional[Symbols] = None  # q bits OR-ed over heads (full_rows)
         self._projections: Dict[str, _Projection] = {}
+        self._plans = LayerPlans()  # dispatch steps' GEMM plans, dropped at each update
         self._prev_out: Optional[torch.Tensor] = None  # last update's attention (output_change)
         self._pending: Optional[PendingDensity] = None  # density read deferred to begin()
         self._shape = (0, 0, 0)  # tokens, heads, head_dim of the last policy run
@@ -249,6 +256,7 @@ class LayerEngine:
         report = StepReport(step=step, kind=kind)
         if kind == StepKind.UPDATE:
             self._gemm_symbols = None
+            self._plans.clear()
             self._fc_steps = []
             self._update_steps = (self._update_steps + [step])[-(self.config.taylor_order + 1):]
         else:
@@ -300,8 +308,15 @@ class LayerEngine:
         symbols = self._gemm_symbols
         if full_rows and self.kind == StepKind.DISPATCH:
             symbols = self._row_symbols  # None (dense) if full_rows was not passed at the update
+        plan = None
+        if self.kind == StepKind.DISPATCH and symbols is not None and self.config.gemm_plans:
+            key = ("q", id(symbols), tuple(x.shape), x.dtype, tuple(linear.weight.shape),
+                   row_offset)
+            plan = self._plans.get(key, x, lambda: ops.gemm_q_plan(
+                x, linear.weight, linear.bias, heads=heads, symbols=symbols,
+                row_offset=row_offset))
         return ops.gemm_q(x, linear.weight, linear.bias, heads=heads, symbols=symbols,
-                          row_offset=row_offset)
+                          row_offset=row_offset, plan=plan)
 
     def attention(self, q, k, v, *, text=None, softmax_scale=None):
         """q [B, N, H, d], k / v [B, N, Hkv, d] -> [B, N, H, d]. Update: dense, then the policy
@@ -416,8 +431,15 @@ class LayerEngine:
             return y.clone() if y is cache else y
         if a is None:
             raise ValueError(f"argument 'a': required at a {step_kind_name(self.kind)} step")
+        symbols, plan = self._gemm_symbols, None
+        if symbols is not None and self.config.gemm_plans:
+            key = ("o", stream, id(symbols), tuple(a.shape), a.dtype, tuple(linear.weight.shape),
+                   cache.dtype, row_offset)
+            plan = self._plans.get(key, a, lambda: ops.gemm_o_dispatch_plan(
+                a, linear.weight, cache, heads=heads, head_dim=head_dim, symbols=symbols,
+                row_offset=row_offset))
         return ops.gemm_o_dispatch(a, linear.weight, cache, heads=heads, head_dim=head_dim,
-                                   symbols=self._gemm_symbols, row_offset=row_offset)
+                                   symbols=symbols, row_offset=row_offset, plan=plan)
 
     def _project_update(self, stream, proj, a, linear, heads, head_dim, row_offset):
         cfg = self.config

@@ -68,9 +68,9 @@ class GemmPlan:
     call cannot see them, so rewriting the symbols in place needs a new plan). The CPU backend
     has no list: its plan only records the operation."""
 
-    def __init__(self, op, c_plan, workspace, nbytes, stream):
+    def __init__(self, op, c_plan, workspace, nbytes, handle):
         self.op, self._c, self._workspace, self._bytes = op, c_plan, workspace, nbytes
-        self._stream = stream
+        self._streams = {handle}  # streams its workspace is known to the allocator on
 
     def __repr__(self):
         return f"GemmPlan({self.op}, workspace {self._bytes} bytes)"
@@ -115,7 +115,17 @@ def _run(name, args, like, stream, plan=None):
         workspace, ptr, nbytes = _workspace(name, args, like)
     handle = _stream_handle(stream, like) if like.device == _lib.CUDA else 0
     _lib.call(name, ctypes.byref(args), ptr, nbytes, handle or None)
-    _record_stream(workspace, stream, handle)
+    if plan is None:
+        _record_stream(workspace, stream, handle)
+    elif handle not in plan._streams:
+        # A plan's workspace outlives this call: its allocator must order the block's reuse
+        # after this stream's work too, whichever stream this is.
+        if workspace is not None and _arrays.is_torch(workspace):
+            import torch
+
+            workspace.record_stream(torch.cuda.ExternalStream(handle) if handle else
+                                    torch.cuda.default_stream(workspace.device))
+        plan._streams.add(handle)
 
 
 def _plan(name, args, like, stream):
@@ -126,7 +136,7 @@ def _plan(name, args, like, stream):
     _lib.call(name + "_plan", ctypes.byref(args), ptr, nbytes, handle or None,
               ctypes.byref(c_plan))
     _record_stream(workspace, stream, handle)
-    return GemmPlan(name[len("flashomni_"):], c_plan, workspace, nbytes, stream)
+    return GemmPlan(name[len("flashomni_"):], c_plan, workspace, nbytes, handle)
 
 
 def sparse_attention(q, k, v, symbols=None, *, softmax_scale=None, out=None, lse=None,

@@ -138,3 +138,48 @@ def test_a_plan_for_other_arguments_is_refused():
         fo.gemm_o_dispatch(a, wo, cache, heads=heads, symbols=s, out=y, plan=up)
     with pytest.raises(ValueError, match="plan"):
         fo.gemm_o_update(a, wo, None, heads=heads, symbols=s, out=y, cache=cache, plan=plan)
+
+
+def test_a_plan_runs_on_another_stream():
+    heads, head_dim, rows, k, dtype = 4, 64, 300, 256, torch.float16
+    x, w, b = _q_case(head_dim, k, rows, heads, dtype, seed=11)
+    s, _ = random_symbols(heads, rows, 0.5, seed=12)
+    want = fo.gemm_q(x, w, b, heads=heads, symbols=s, out=torch.zeros(rows, heads * head_dim,
+                                                                        device="cuda", dtype=dtype))
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        plan = fo.gemm_q_plan(x, w, b, heads=heads, symbols=s)
+    torch.cuda.current_stream().wait_stream(side)
+    out = torch.zeros_like(want)
+    fo.gemm_q(x, w, b, heads=heads, symbols=s, out=out, plan=plan)
+    torch.cuda.synchronize()
+    assert torch.equal(out, want)
+
+
+def test_engine_dispatch_steps_on_plans_equal_planning_calls():
+    """The engine's dispatch steps run gemm_q / gemm_o_dispatch on the layer's plans
+    (EngineConfig.gemm_plans): every step's outputs equal those of an engine without plans."""
+    from flashomni import engine as fe
+    from test_engine_graph import BLOCK as EB, STEPS, MaskPolicy, inputs, tiny_model
+
+    bind, xs, outs = tiny_model(), inputs(), {}
+    for plans in (False, True):
+        cfg = fe.EngineConfig(schedule=fe.ScheduleConfig(num_steps=STEPS, warmup=2, interval=3),
+                              block_q=EB, block_kv=EB, reuse_below=0.0, dense_q_above=1.0,
+                              gemm_plans=plans)
+        engine = fe.FlashOmniEngine(cfg, policy_fn=MaskPolicy())
+        layer = engine.layer("block")
+        run, kept = bind(layer), []
+        outs[plans] = []
+        for step, (img, txt) in enumerate(xs):
+            engine.set_step(step)
+            outs[plans].append([t.clone() for t in run(img, txt)])
+            kept.append(len(layer._plans._plans))
+        kinds = [r.kind for r in layer.reports]
+        assert kinds.count(fe.StepKind.DISPATCH) == 4
+        # 2 gemm_q (image, text) + 2 gemm_o_dispatch per dispatch step, none after an update.
+        want = [4 * plans if k == fe.StepKind.DISPATCH else 0 for k in kinds]
+        assert kept == want
+    for a, b in zip(outs[False], outs[True]):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
