@@ -168,6 +168,25 @@ void make_plan(const CArgs* args, const char* op, cuda::GemmPlanOp plan_op, fo_g
   *out = filled;
 }
 
+// The body of the GEMM entry points: `cpu_op(p)` on CPU tensors (after checking a given plan's
+// op), `cuda_op(p, plan)` on CUDA ones, with the args' plan record or nullptr.
+template <typename CArgs, typename CpuOp, typename CudaOp>
+void run_gemm(const CArgs* args, const char* op, cuda::GemmPlanOp plan_op, CpuOp&& cpu_op,
+              [[maybe_unused]] CudaOp&& cuda_op) {
+  cuda::GemmPlan plan;
+  const fo_gemm_plan* given = plan_field(args);
+  run_on_device(
+      args, op,
+      [&](const auto& p) {
+        plan_of(given, plan_op, Device::kCPU, &plan);
+        cpu_op(p);
+      },
+      [&](const auto& p) {
+        const bool planned = plan_of(given, plan_op, Device::kCUDA, &plan);
+        cuda_op(p, planned ? &plan : nullptr);
+      });
+}
+
 }  // namespace
 }  // namespace flashomni::capi
 
@@ -232,17 +251,10 @@ int flashomni_gemm_q_workspace_size(const fo_gemm_q_args* args, size_t* bytes) {
 int flashomni_gemm_q(const fo_gemm_q_args* args, void* workspace, size_t workspace_bytes,
                      void* stream) {
   return guarded([&] {
-    cuda::GemmPlan plan;
-    const fo_gemm_plan* given = plan_field(args);
-    run_on_device(
-        args, "gemm_q",
-        [&](const auto& p) {
-          plan_of(given, cuda::GemmPlanOp::kQ, Device::kCPU, &plan);
-          cpu::gemm_q(p);
-        },
-        [&](const auto& p) {
-          const bool planned = plan_of(given, cuda::GemmPlanOp::kQ, Device::kCUDA, &plan);
-          cuda::gemm_q(p, workspace, workspace_bytes, stream, planned ? &plan : nullptr);
+    run_gemm(
+        args, "gemm_q", cuda::GemmPlanOp::kQ, [](const auto& p) { cpu::gemm_q(p); },
+        [&](const auto& p, const cuda::GemmPlan* plan) {
+          cuda::gemm_q(p, workspace, workspace_bytes, stream, plan);
         });
   });
 }
@@ -270,17 +282,11 @@ int flashomni_gemm_o_workspace_size(const fo_gemm_o_args* args, size_t* bytes) {
 int flashomni_gemm_o_update(const fo_gemm_o_args* args, void* workspace, size_t workspace_bytes,
                             void* stream) {
   return guarded([&] {
-    cuda::GemmPlan plan;
-    const fo_gemm_plan* given = plan_field(args);
-    run_on_device(
-        args, "gemm_o_update",
-        [&](const auto& p) {
-          plan_of(given, cuda::GemmPlanOp::kOUpdate, Device::kCPU, &plan);
-          cpu::gemm_o_update(p);
-        },
-        [&](const auto& p) {
-          const bool planned = plan_of(given, cuda::GemmPlanOp::kOUpdate, Device::kCUDA, &plan);
-          cuda::gemm_o_update(p, workspace, workspace_bytes, stream, planned ? &plan : nullptr);
+    run_gemm(
+        args, "gemm_o_update", cuda::GemmPlanOp::kOUpdate,
+        [](const auto& p) { cpu::gemm_o_update(p); },
+        [&](const auto& p, const cuda::GemmPlan* plan) {
+          cuda::gemm_o_update(p, workspace, workspace_bytes, stream, plan);
         });
   });
 }
@@ -300,17 +306,11 @@ int flashomni_gemm_o_update_plan(const fo_gemm_o_args* args, void* workspace,
 int flashomni_gemm_o_dispatch(const fo_gemm_o_args* args, void* workspace, size_t workspace_bytes,
                               void* stream) {
   return guarded([&] {
-    cuda::GemmPlan plan;
-    const fo_gemm_plan* given = plan_field(args);
-    run_on_device(
-        args, "gemm_o_dispatch",
-        [&](const auto& p) {
-          plan_of(given, cuda::GemmPlanOp::kODispatch, Device::kCPU, &plan);
-          cpu::gemm_o_dispatch(p);
-        },
-        [&](const auto& p) {
-          const bool planned = plan_of(given, cuda::GemmPlanOp::kODispatch, Device::kCUDA, &plan);
-          cuda::gemm_o_dispatch(p, workspace, workspace_bytes, stream, planned ? &plan : nullptr);
+    run_gemm(
+        args, "gemm_o_dispatch", cuda::GemmPlanOp::kODispatch,
+        [](const auto& p) { cpu::gemm_o_dispatch(p); },
+        [&](const auto& p, const cuda::GemmPlan* plan) {
+          cuda::gemm_o_dispatch(p, workspace, workspace_bytes, stream, plan);
         });
   });
 }
