@@ -6,7 +6,8 @@ Each row: median time of >= 10 CUDA-graph replays (each replay runs the op `--ca
 warm-up), TFLOP/s of the work actually required (active tiles only), x cuBLAS (cuBLAS dense time
 / ours) and fraction of ideal, where ideal = cuBLAS dense time x active work fraction (GEMM-Q:
 active tiles; dispatch: active K columns; update: 1, it does the dense work). Writes JSON and a
-PNG plot into --out (bench/results by default).
+PNG plot into --out (bench/results by default). --planned adds gemm_q and gemm_o_dispatch on a
+plan made once (gemm_q_plan, gemm_o_dispatch_plan), as an engine's dispatch steps run them.
 
 The replays are short bursts, whose SM clock depends on what ran just before (cuBLAS's own time
 moved 17 % between two samples of one run); under sustained load both cuBLAS and our kernels sit
@@ -128,6 +129,9 @@ def main():
                     help="added to each case's symbol seed: other random Sq draws of one density")
     ap.add_argument("--extras", type=int, nargs="*", default=[0, 12288],
                     help="GEMM-O always-active input columns after the heads (K = 3072 + extra)")
+    ap.add_argument("--planned", action="store_true",
+                    help="also gemm_q / gemm_o_dispatch on a plan made once (gemm_*_plan): the "
+                         "dispatch steps' calls between two full steps, without the planner")
     args = ap.parse_args()
     cache_dt = torch.float32 if args.cache_dtype == "float32" else torch.bfloat16
     torch.manual_seed(0)
@@ -163,6 +167,12 @@ def main():
                 ms, lo, hi = time_op(lambda: fo.gemm_q(x, wq, bq, heads=HEADS, symbols=s, out=out),
                                      args.calls, args.reps)
                 record("gemm_q", m, 3072, 3072, d, frac, ms, (lo, hi), base_q, frac)
+                if args.planned:
+                    plan = fo.gemm_q_plan(x, wq, bq, heads=HEADS, symbols=s, out=out)
+                    ms, lo, hi = time_op(lambda: fo.gemm_q(x, wq, bq, heads=HEADS, symbols=s,
+                                                           out=out, plan=plan),
+                                         args.calls, args.reps)
+                    record("gemm_q_planned", m, 3072, 3072, d, frac, ms, (lo, hi), base_q, frac)
             del x, out
         for extra in (args.extras if "o" in args.ops else []):
             k, a, wo, bo, y, cache = o_operands(m, extra, cache_dt)
@@ -184,6 +194,14 @@ def main():
                 # Memory floor of dispatch: cache read + Y write + active A columns.
                 floor = (m * 3072 * (cache_dt.itemsize + 2) + m * k * kfrac * 2) / bw / 1e6
                 rows_out[-1]["memory_floor_ms"] = floor
+                if args.planned:
+                    kw = dict(heads=HEADS, head_dim=HEAD_DIM, symbols=s, out=y)
+                    plan = fo.gemm_o_dispatch_plan(a, wo, cache, **kw)
+                    ms, lo, hi = time_op(lambda: fo.gemm_o_dispatch(a, wo, cache, plan=plan, **kw),
+                                         args.calls, args.reps)
+                    record("gemm_o_dispatch_planned", m, k, 3072, d, frac, ms, (lo, hi), base,
+                           kfrac)
+                    rows_out[-1]["memory_floor_ms"] = floor
             del a, wo, y, cache
         torch.cuda.empty_cache()
 
@@ -214,7 +232,8 @@ def plot(rows, meta, path):
     ms = sorted({r["M"] for r in rows})
     fig, axes = plt.subplots(1, len(ms), figsize=(5 * len(ms), 4), squeeze=False)
     for ax, m in zip(axes[0], ms):
-        for op, k, style in (("gemm_q", 3072, "o-"), ("gemm_o_dispatch", 3072, "s-"),
+        for op, k, style in (("gemm_q", 3072, "o-"), ("gemm_q_planned", 3072, "o:"),
+                             ("gemm_o_dispatch", 3072, "s-"), ("gemm_o_dispatch_planned", 3072, "s:"),
                              ("gemm_o_dispatch", 15360, "s--"), ("gemm_o_update", 3072, "^-"),
                              ("gemm_o_update", 15360, "^--")):
             sel = [r for r in rows if r["op"] == op and r["M"] == m and r["K"] == k]
