@@ -9,6 +9,7 @@ some (query block, key block, head) pairs. Then
   o = sparse_attention(q, k, v)         softmax over the kept key blocks, active rows only
   y, C = gemm_o_update(o, W_o, b_o)     full step: C = b_o + cached heads' share, y = C + the rest
   y' = gemm_o_dispatch(o', W_o, C)      sparse step: C + the active heads of a new o'
+  plan = gemm_o_dispatch_plan(...)      the sparse steps' work list, planned once (plan=)
 
 Run (CUDA bf16 when a Hopper GPU and a CUDA build of libflashomni are there, else the CPU backend
 in float32):
@@ -106,6 +107,12 @@ def main(argv=None):
     mixed = torch.where(rows_bnh, o_new.view(1, n, heads, d), o_full.view(1, n, heads, d))
     check("gemm_o_dispatch == linear of (fresh active | cached) heads", y2,
           F.linear(mixed.reshape(1, n, hidden).float(), w_o.float(), b_o.float()))
+    # The sparse steps between two full steps share the symbols: plan the dispatch's work list
+    # once, then each step runs the GEMM alone (on CUDA the planner kernel is skipped).
+    plan = fo.gemm_o_dispatch_plan(o_new, w_o, cache, heads=heads, symbols=sym)
+    y3 = fo.gemm_o_dispatch(o_new, w_o, cache, heads=heads, symbols=sym, plan=plan)
+    if not torch.equal(y3, y2):
+        failures.append("gemm_o_dispatch on a plan differs from the planning call")
     if failures:
         print(f"FAILED: {', '.join(failures)}")
         return 1
