@@ -500,6 +500,13 @@ void run_gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_byt
   launch(kp, pp, p.symbols, p.x.dtype, maps, shape, workspace, planning, stream);
 }
 
+GemmPlan plan_gemm_o(const GemmOParams& p, GemmMode mode, GemmPlanOp op, void* workspace,
+                     std::size_t workspace_bytes, void* stream) {
+  GemmPlan plan;
+  run_gemm_o(p, mode, workspace, workspace_bytes, stream, plan_only(op, &plan));
+  return plan;
+}
+
 }  // namespace
 
 std::size_t gemm_q_workspace_size(const GemmQParams& p) {
@@ -524,18 +531,14 @@ void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, 
 
 GemmPlan gemm_o_update_plan(const GemmOParams& p, void* workspace, std::size_t workspace_bytes,
                             void* stream) {
-  GemmPlan plan;
-  run_gemm_o(p, GemmMode::kOUpdate, workspace, workspace_bytes, stream,
-             plan_only(GemmPlanOp::kOUpdate, &plan));
-  return plan;
+  return plan_gemm_o(p, GemmMode::kOUpdate, GemmPlanOp::kOUpdate, workspace, workspace_bytes,
+                     stream);
 }
 
 GemmPlan gemm_o_dispatch_plan(const GemmOParams& p, void* workspace, std::size_t workspace_bytes,
                               void* stream) {
-  GemmPlan plan;
-  run_gemm_o(p, GemmMode::kODispatch, workspace, workspace_bytes, stream,
-             plan_only(GemmPlanOp::kODispatch, &plan));
-  return plan;
+  return plan_gemm_o(p, GemmMode::kODispatch, GemmPlanOp::kODispatch, workspace, workspace_bytes,
+                     stream);
 }
 
 void gemm_o_update(const GemmOParams& p, void* workspace, std::size_t workspace_bytes, void* stream,
