@@ -32,7 +32,7 @@ void sparse_attention(const AttentionParams& p, void* workspace, std::size_t wor
 enum class GemmPlanOp : int32_t { kNone = 0, kQ = 1, kOUpdate = 2, kODispatch = 3 };
 struct GemmPlan {
   GemmPlanOp op = GemmPlanOp::kNone;
-  int32_t key[21] = {};  // the planner's inputs: shapes, tiling, row_offset, launch choices
+  int32_t key[20] = {};  // the planner's inputs: shapes, tiling, row_offset, launch choices
   const void* workspace = nullptr;
   const uint32_t* q_bits = nullptr;  // the symbols planned from (nullptr: dense)
 };

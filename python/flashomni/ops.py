@@ -90,12 +90,14 @@ def _workspace(name, args, like):
     return workspace, ptr, bytes_.value
 
 
-def _record_stream(workspace, stream, handle):
-    if workspace is not None and stream is not None and _arrays.is_torch(workspace):
-        # The caching allocator orders reuse on the allocating stream only; tell it about ours.
+def _record_stream(workspace, handle):
+    """The caching allocator orders a block's reuse on its allocating stream only; tell it about
+    the stream `handle` (0: the legacy default stream) too."""
+    if workspace is not None and _arrays.is_torch(workspace):
         import torch
 
-        workspace.record_stream(torch.cuda.ExternalStream(handle))
+        workspace.record_stream(torch.cuda.ExternalStream(handle) if handle else
+                                torch.cuda.default_stream(workspace.device))
 
 
 def _run(name, args, like, stream, plan=None):
@@ -116,15 +118,12 @@ def _run(name, args, like, stream, plan=None):
     handle = _stream_handle(stream, like) if like.device == _lib.CUDA else 0
     _lib.call(name, ctypes.byref(args), ptr, nbytes, handle or None)
     if plan is None:
-        _record_stream(workspace, stream, handle)
+        if stream is not None:
+            _record_stream(workspace, handle)
     elif handle not in plan._streams:
-        # A plan's workspace outlives this call: its allocator must order the block's reuse
-        # after this stream's work too, whichever stream this is.
-        if workspace is not None and _arrays.is_torch(workspace):
-            import torch
-
-            workspace.record_stream(torch.cuda.ExternalStream(handle) if handle else
-                                    torch.cuda.default_stream(workspace.device))
+        # A plan's workspace outlives this call: its reuse must wait for this stream's work too,
+        # whichever stream this is.
+        _record_stream(workspace, handle)
         plan._streams.add(handle)
 
 
@@ -135,7 +134,8 @@ def _plan(name, args, like, stream):
     c_plan = _lib.GemmPlanStruct()
     _lib.call(name + "_plan", ctypes.byref(args), ptr, nbytes, handle or None,
               ctypes.byref(c_plan))
-    _record_stream(workspace, stream, handle)
+    if stream is not None:
+        _record_stream(workspace, handle)
     return GemmPlan(name[len("flashomni_"):], c_plan, workspace, nbytes, handle)
 
 

@@ -259,10 +259,11 @@ void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, D
     kp.items = pp.items;
     kp.item_count = pp.item_count;
   }
-  const GemmPlan record =
-      gemm::plan_record(planning.op, pp, shape.grid, shape.split, symbols, workspace);
-  if (planning.step == Step::kRun) gemm::check_plan(*planning.use, record);
-  if (planning.made != nullptr) *planning.made = record;
+  if (planning.step == Step::kRun || planning.made != nullptr) {
+    const GemmPlan record = gemm::plan_record(pp, shape.grid, shape.split, symbols, workspace);
+    if (planning.step == Step::kRun) gemm::check_plan(*planning.use, record);
+    if (planning.made != nullptr) *planning.made = record;
+  }
   const bool plans = symbols != nullptr && planning.step != Step::kRun;
   if (shape.split) {
     char* split_ws = static_cast<char*>(workspace) + shape.plan_bytes;
@@ -394,7 +395,7 @@ void run_gemm_o(const GemmOParams& p, GemmMode mode, void* workspace, std::size_
   // The workspace is sized for dispatch (gemm_o_workspace_size), whatever this call's mode.
   const LaunchShape dispatch_shape = o_launch_shape(p, GemmMode::kODispatch);
   check_workspace(workspace, workspace_bytes, dispatch_shape.bytes);
-  if (a.rows == 0 || w.rows == 0) return gemm::record_empty(planning, p.symbols, workspace);
+  if (a.rows == 0 || w.rows == 0) return gemm::record_empty(planning, mode, p.symbols, workspace);
   const LaunchShape shape = mode == GemmMode::kODispatch ? dispatch_shape : o_launch_shape(p, mode);
   auto stream = static_cast<cudaStream_t>(stream_ptr);
   const RowTiling r = row_tiling(a.rows, p.row_offset, p.symbols);
@@ -459,7 +460,7 @@ void run_gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_byt
   }
   const LaunchShape shape = q_launch_shape(p);
   check_workspace(workspace, workspace_bytes, shape.bytes);
-  if (x.rows == 0) return gemm::record_empty(planning, p.symbols, workspace);
+  if (x.rows == 0) return gemm::record_empty(planning, GemmMode::kQ, p.symbols, workspace);
   auto stream = static_cast<cudaStream_t>(stream_ptr);
   const RowTiling r = row_tiling(x.rows, p.row_offset, p.symbols);
 
@@ -500,10 +501,10 @@ void run_gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_byt
   launch(kp, pp, p.symbols, p.x.dtype, maps, shape, workspace, planning, stream);
 }
 
-GemmPlan plan_gemm_o(const GemmOParams& p, GemmMode mode, GemmPlanOp op, void* workspace,
+GemmPlan plan_gemm_o(const GemmOParams& p, GemmMode mode, void* workspace,
                      std::size_t workspace_bytes, void* stream) {
   GemmPlan plan;
-  run_gemm_o(p, mode, workspace, workspace_bytes, stream, plan_only(op, &plan));
+  run_gemm_o(p, mode, workspace, workspace_bytes, stream, plan_only(&plan));
   return plan;
 }
 
@@ -520,37 +521,33 @@ std::size_t gemm_o_workspace_size(const GemmOParams& p) {
 GemmPlan gemm_q_plan(const GemmQParams& p, void* workspace, std::size_t workspace_bytes,
                      void* stream) {
   GemmPlan plan;
-  run_gemm_q(p, workspace, workspace_bytes, stream, plan_only(GemmPlanOp::kQ, &plan));
+  run_gemm_q(p, workspace, workspace_bytes, stream, plan_only(&plan));
   return plan;
 }
 
 void gemm_q(const GemmQParams& p, void* workspace, std::size_t workspace_bytes, void* stream,
             const GemmPlan* plan) {
-  run_gemm_q(p, workspace, workspace_bytes, stream, planning_for(GemmPlanOp::kQ, plan));
+  run_gemm_q(p, workspace, workspace_bytes, stream, planning_for(plan));
 }
 
 GemmPlan gemm_o_update_plan(const GemmOParams& p, void* workspace, std::size_t workspace_bytes,
                             void* stream) {
-  return plan_gemm_o(p, GemmMode::kOUpdate, GemmPlanOp::kOUpdate, workspace, workspace_bytes,
-                     stream);
+  return plan_gemm_o(p, GemmMode::kOUpdate, workspace, workspace_bytes, stream);
 }
 
 GemmPlan gemm_o_dispatch_plan(const GemmOParams& p, void* workspace, std::size_t workspace_bytes,
                               void* stream) {
-  return plan_gemm_o(p, GemmMode::kODispatch, GemmPlanOp::kODispatch, workspace, workspace_bytes,
-                     stream);
+  return plan_gemm_o(p, GemmMode::kODispatch, workspace, workspace_bytes, stream);
 }
 
 void gemm_o_update(const GemmOParams& p, void* workspace, std::size_t workspace_bytes, void* stream,
                    const GemmPlan* plan) {
-  run_gemm_o(p, GemmMode::kOUpdate, workspace, workspace_bytes, stream,
-             planning_for(GemmPlanOp::kOUpdate, plan));
+  run_gemm_o(p, GemmMode::kOUpdate, workspace, workspace_bytes, stream, planning_for(plan));
 }
 
 void gemm_o_dispatch(const GemmOParams& p, void* workspace, std::size_t workspace_bytes,
                      void* stream, const GemmPlan* plan) {
-  run_gemm_o(p, GemmMode::kODispatch, workspace, workspace_bytes, stream,
-             planning_for(GemmPlanOp::kODispatch, plan));
+  run_gemm_o(p, GemmMode::kODispatch, workspace, workspace_bytes, stream, planning_for(plan));
 }
 
 }  // namespace flashomni::cuda

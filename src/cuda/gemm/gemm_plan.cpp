@@ -8,17 +8,15 @@
 
 namespace flashomni::cuda::gemm {
 
-Planning planning_for(GemmPlanOp op, const GemmPlan* use) {
+Planning planning_for(const GemmPlan* use) {
   Planning g;
-  g.op = op;
   g.step = use != nullptr ? Planning::Step::kRun : Planning::Step::kPlanAndRun;
   g.use = use;
   return g;
 }
 
-Planning plan_only(GemmPlanOp op, GemmPlan* made) {
+Planning plan_only(GemmPlan* made) {
   Planning g;
-  g.op = op;
   g.step = Planning::Step::kPlan;
   g.made = made;
   return g;
@@ -41,10 +39,21 @@ const char* plan_op_name(GemmPlanOp op) {
 
 }  // namespace
 
-GemmPlan plan_record(GemmPlanOp op, const GemmPlanParams& pp, int grid, bool split,
-                     const SymbolsRef* symbols, const void* workspace) {
+GemmPlanOp plan_op(GemmMode mode) {
+  switch (mode) {
+    case GemmMode::kQ:
+      return GemmPlanOp::kQ;
+    case GemmMode::kOUpdate:
+      return GemmPlanOp::kOUpdate;
+    default:
+      return GemmPlanOp::kODispatch;
+  }
+}
+
+GemmPlan plan_record(const GemmPlanParams& pp, int grid, bool split, const SymbolsRef* symbols,
+                     const void* workspace) {
   GemmPlan r;
-  r.op = op;
+  r.op = plan_op(pp.mode);
   r.workspace = workspace;
   r.q_bits = symbols != nullptr ? symbols->q_bits : nullptr;
   const SymbolShape s = symbols != nullptr ? symbols->shape : SymbolShape{};
@@ -67,8 +76,7 @@ GemmPlan plan_record(GemmPlanOp op, const GemmPlanParams& pp, int grid, bool spl
                          s.batch,
                          s.heads,
                          s.q_blocks,
-                         s.block_q,
-                         static_cast<int32_t>(pp.mode)};
+                         s.block_q};
   static_assert(sizeof(key) == sizeof(r.key), "GemmPlan::key holds every entry");
   std::copy(std::begin(key), std::end(key), r.key);
   return r;
@@ -86,10 +94,11 @@ void check_plan(const GemmPlan& plan, const GemmPlan& call) {
                       "switches than this call's: plan again");
 }
 
-void record_empty(const Planning& planning, const SymbolsRef* symbols, const void* workspace) {
+void record_empty(const Planning& planning, GemmMode mode, const SymbolsRef* symbols,
+                  const void* workspace) {
   if (planning.made == nullptr) return;
   *planning.made = GemmPlan{};
-  planning.made->op = planning.op;
+  planning.made->op = plan_op(mode);
   planning.made->workspace = workspace;
   planning.made->q_bits = symbols != nullptr ? symbols->q_bits : nullptr;
 }
