@@ -266,7 +266,8 @@ def engine_config(args, dtype, tau_q, tau_kv, model_query_score=None, cache_dtyp
         dense_q_above=args.dense_q_above, dense_fallback=args.dense_fallback,
         query_score=args.query_score or model_query_score or "text_image",
         cache_dtype=torch.float32 if cache_dtype == "float32" else dtype,
-        forecast_dtype=torch.float32 if args.forecast_dtype == "float32" else None)
+        forecast_dtype=torch.float32 if args.forecast_dtype == "float32" else None,
+        gemm_plans=not args.no_gemm_plans)
 
 
 def sdpa_context(device):
@@ -340,7 +341,7 @@ def run_model(name, builder, args, device, dtype):
         tau_kv=args.tau_kv, cache_dtype=args.cache_dtype, forecast_dtype=args.forecast_dtype,
         update_backend=cfg.update_backend,
         dense_q_above=cfg.dense_q_above, dense_fallback=cfg.dense_fallback,
-        query_score=cfg.query_score))
+        query_score=cfg.query_score, gemm_plans=cfg.gemm_plans))
     with torch.no_grad(), sdpa_context(device):
         dense_x, result["dense"] = dense_arm(name, forward, latents, sigmas, args, dense_setup,
                                              engine.schedule)
@@ -414,6 +415,9 @@ def add_engine_args(ap):
     ap.add_argument("--dense-q-above", type=float, default=fe.EngineConfig.dense_q_above,
                     help="dispatch steps of layers above this query density project Q with "
                          "cuBLAS (1.0: always gemm_q)")
+    ap.add_argument("--no-gemm-plans", action="store_true",
+                    help="EngineConfig.gemm_plans off: every dispatch step's gemm_q and "
+                         "gemm_o_dispatch plan their own work list (the A/B of the plans)")
     ap.add_argument("--query-score", choices=("text_image", "output_change"),
                     default=None,
                     help="what ranks query blocks for caching (EngineConfig.query_score; "
