@@ -217,7 +217,7 @@ LaunchShape launch_shape(GemmMode mode, int64_t max_tiles, int64_t max_items, bo
 }
 
 // Enqueues the planner (when symbols are given: its list goes to the workspace, [count | items]),
-// or the split flags' memset (dense lists that split, and runs on a plan's list), and the
+// or the split flags' memset (dense lists that split, not runs on a plan's list), and the
 // persistent kernel, one CTA per SM at most, as `planning` says.
 void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, DType dtype,
             const gemm::GemmTensorMaps& maps, const LaunchShape& shape, void* workspace,
@@ -273,7 +273,10 @@ void launch(GemmKernelParams kp, GemmPlanParams pp, const SymbolsRef* symbols, D
     if (plans) {
       pp.split_flags = kp.split_flags;
       pp.split_flag_count = grid;
-    } else if (planning.step != Step::kPlan) {
+    } else if (planning.step != Step::kRun) {
+      // A dense list's workspace may be fresh, so a dense call (or a dense plan, once) zeroes
+      // the flags. A plan's run needs no reset: the planner or this memset zeroed them when the
+      // plan was made, and every run's owners leave them at zero (add_partials).
       FLASHOMNI_CUDA_CHECK(
           cudaMemsetAsync(kp.split_flags, 0, static_cast<std::size_t>(grid) * 4, stream));
     }

@@ -139,8 +139,8 @@ struct GemmKernelParams {
   // (GEMM-O) and the head groups per row tile, ceil(heads / slots) (dense GEMM-Q).
   FastDiv grid_div, row_tiles_div, n_tiles_div, groups_div;
   // Last-round K split (GEMM-Q, GEMM-O dispatch): on when split_k; split_flags (one int32 per
-  // split tile, zeroed before the kernel by the planner or a memset) count the partials stored in
-  // split_partials (kPartialFloats each) by the tiles' non-owner parts.
+  // split tile, zeroed by the planner or a memset, and back to zero when each owner is done)
+  // count the partials stored in split_partials (kPartialFloats each) by the non-owner parts.
   int32_t split_k = 0;
   int32_t* split_flags = nullptr;
   float* split_partials = nullptr;

@@ -104,6 +104,11 @@ __device__ __forceinline__ void add_partials(float (&acc)[128], const GemmKernel
     // Every thread has read this part before the next bulk load overwrites it.
     hopper::named_barrier_sync(1 + warpgroup, 128);
   }
+  // Both leaders have seen the count (each waited on it above): the flag goes back to zero for
+  // the next run on the same list, so a plan's runs need no memset (GemmPlan; the planner zeroes
+  // the flags once, when it writes the list). No other unit of this kernel touches the flag.
+  hopper::named_barrier_sync(3, 256);
+  if (threadIdx.x == 128) p.split_flags[split_flag(split)] = 0;
 }
 
 // The pair K split (GemmKernelParams::pair_split): both CTAs of a cluster pair reduce one K half
