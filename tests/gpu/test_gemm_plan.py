@@ -1,7 +1,7 @@
 """FlashOmni GPU tests (pytest + torch): plan once, run many. gemm_q / gemm_o_update /
 gemm_o_dispatch given a plan (gemm_*_plan) run the GEMM alone on the planned list; their outputs
 must equal a call that plans itself, bit for bit, in every list shape (head dims 64 and 128, the
-K split with its flags reset by each run, batch, row_offset, a CUDA graph), and a plan made for
+K split with its flags reset by each run on new inputs, batch, row_offset, a CUDA graph), and a plan made for
 other arguments must be refused naming 'plan'."""
 
 import numpy as np
@@ -47,7 +47,13 @@ def test_gemm_q_plan_runs_equal_a_planning_call(dtype, head_dim, k, density, row
     want = fo.gemm_q(x, w, b, heads=heads, symbols=s, row_offset=row_offset, out=poison.clone())
     out = poison.clone()
     plan = fo.gemm_q_plan(x, w, b, heads=heads, symbols=s, row_offset=row_offset, out=out)
-    for _ in range(3):  # K = 5120 splits its last round: each run must reset the flags
+    for i in range(3):
+        # K = 5120 splits its last round. New X in place each run: a flag left counted by the
+        # last run would let an owner add that run's stale partials before this run's are stored.
+        if i:
+            x.copy_(torch.randn_like(x))
+            want = fo.gemm_q(x, w, b, heads=heads, symbols=s, row_offset=row_offset,
+                             out=poison.clone())
         out.copy_(poison)
         fo.gemm_q(x, w, b, heads=heads, symbols=s, row_offset=row_offset, out=out, plan=plan)
         assert torch.equal(out, want)
@@ -75,7 +81,10 @@ def test_gemm_o_plans_run_equal_planning_calls(cache_dtype, extra):
         assert torch.equal(y, y_want) and torch.equal(cache, c_want)
     out = torch.empty_like(d_want)
     dp = fo.gemm_o_dispatch_plan(a, w, cache, out=out, **kw)
-    for _ in range(3):
+    for i in range(3):
+        if i:  # new A in place (see the GEMM-Q test: stale split partials must not be added)
+            a.copy_(torch.randn_like(a))
+            d_want = fo.gemm_o_dispatch(a, w, c_want, **kw)
         out.fill_(3.0)
         fo.gemm_o_dispatch(a, w, cache, out=out, plan=dp, **kw)
         assert torch.equal(out, d_want)
