@@ -30,16 +30,14 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python"))
 import flashomni as fo  # noqa: E402
-
-HEADS, HEAD_DIM, BLOCK = 24, 128, 128
+from gemm_cases import (BLOCK, HEAD_DIM, HEADS, active_draw, block_rows,  # noqa: E402,F401
+                        case_seed, dispatch_work)
 
 
 def symbols(rows, density, seed):
     """Random Sq with the given density (exactly dense at 1), on the GPU."""
-    rng = np.random.default_rng(seed)
-    q_blocks = (rows + BLOCK - 1) // BLOCK
-    active = rng.random((HEADS, q_blocks)) < density if density < 1 else np.ones(
-        (HEADS, q_blocks), dtype=bool)
+    active = active_draw(rows, density, seed)
+    q_blocks = active.shape[1]
     q_words = (q_blocks + 31) // 32
     words = np.zeros((1, HEADS, q_words), dtype=np.uint32)
     for i in range(q_blocks):
@@ -48,8 +46,7 @@ def symbols(rows, density, seed):
     s = fo.Symbols(torch.from_numpy(words.view(np.int32)).cuda(), kv, heads=HEADS,
                    q_blocks=q_blocks, kv_blocks=q_blocks)
     # Row-weighted active fraction (the last block may be partial).
-    rows_per_block = np.minimum(BLOCK, rows - np.arange(q_blocks) * BLOCK)
-    frac = float((active * rows_per_block[None, :]).sum() / (HEADS * rows))
+    frac = float((active * block_rows(rows)[None, :]).sum() / (HEADS * rows))
     return s, frac
 
 
@@ -64,12 +61,7 @@ def q_operands(m):
 
 def case_symbols(op, m, density, seed):
     """The Sq draw of one case (op "q" or "o"), so every tool times the same draws."""
-    return symbols(m, density, seed=int(density * 1000) + m + (op == "o") + seed)
-
-
-def dispatch_work(frac, extra):
-    """Dispatch's work fraction: active head columns plus the always-active extra ones."""
-    return (frac * HEADS * HEAD_DIM + extra) / (HEADS * HEAD_DIM + extra)
+    return symbols(m, density, seed=case_seed(op, m, density, seed))
 
 
 def o_operands(m, extra, cache_dt):

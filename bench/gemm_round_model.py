@@ -11,17 +11,7 @@ Usage: python3 bench/gemm_round_model.py [--seeds 0 1 2] [--ctas 132]
 import argparse
 
 import numpy as np
-
-HEADS, BLOCK = 24, 128
-
-
-def draw(rows, density, seed):
-    """The bench's Sq draw (gemm_bench.symbols): active[h, i]."""
-    rng = np.random.default_rng(seed)
-    q_blocks = (rows + BLOCK - 1) // BLOCK
-    if density >= 1:
-        return np.ones((HEADS, q_blocks), dtype=bool)
-    return rng.random((HEADS, q_blocks)) < density
+from gemm_cases import HEADS, active_draw, case_seed
 
 
 def last_round_split(full, partial, ctas):
@@ -62,7 +52,7 @@ def main():
     for m in args.rows:
         for d in args.densities:
             for seed in args.seeds:
-                active = draw(m, d, int(d * 1000) + m + seed)
+                active = active_draw(m, d, case_seed("q", m, d, seed))
                 now, tall = plan(active, args.ctas, False), plan(active, args.ctas, True)
                 t_now = tile_times(now, args.ctas, args.half_cost)
                 t_tall = tile_times(tall, args.ctas, args.half_cost)
