@@ -30,8 +30,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python"))
 import flashomni as fo  # noqa: E402
-from gemm_cases import (BLOCK, HEAD_DIM, HEADS, active_draw, block_rows,  # noqa: E402,F401
-                        case_seed, dispatch_work)
+from gemm_cases import (HEAD_DIM, HEADS, active_draw, block_rows, case_seed,  # noqa: E402
+                        dispatch_work)
 
 
 def symbols(rows, density, seed):

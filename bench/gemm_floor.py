@@ -32,9 +32,9 @@ def case_bytes(op, m, k, density, cache_bytes, seed=0):
     extra = k - N
     if base == "gemm_o_update":
         return 2 * (m * k + N * k + m * N) + cache_bytes * m * N
+    if not base.startswith("gemm_q") and base != "gemm_o_dispatch":
+        raise ValueError(f"no byte model for op {op!r}")
     kind = "q" if base.startswith("gemm_q") else "o"
-    if base == "gemm_q_dense":
-        density = 1.0
     active = active_draw(m, density, case_seed(kind, m, density, seed))  # [heads, row blocks]
     rows = block_rows(m)
     pair_elems = float((active * rows[None, :]).sum()) * HEAD_DIM  # active rows x head columns
@@ -42,8 +42,6 @@ def case_bytes(op, m, k, density, cache_bytes, seed=0):
     if kind == "q":
         x = 2 * float(rows[active.any(axis=0)].sum()) * k
         return x + 2 * heads_used * HEAD_DIM * k + 2 * pair_elems
-    if base != "gemm_o_dispatch":
-        raise ValueError(f"no byte model for op {op!r}")
     a = 2 * (pair_elems + m * extra)
     w = 2 * N * (heads_used * HEAD_DIM + extra)
     return (cache_bytes + 2) * m * N + a + w

@@ -26,7 +26,7 @@ def test_update_moves_every_operand_once_and_dense_dispatch_the_same(cache_bytes
 def test_dense_gemm_q_reads_x_and_w_and_writes_q():
     want = 2 * (M * 3072 + N * 3072 + M * N)
     assert gemm_floor.case_bytes("gemm_q", M, 3072, 1.0, 4) == want
-    assert gemm_floor.case_bytes("gemm_q_dense", M, 3072, 0.1, 4) == want
+    assert gemm_floor.case_bytes("gemm_q_dense_nobias", M, 3072, 1.0, 4) == want
 
 
 @pytest.mark.parametrize("cache_bytes", [2, 4])
