@@ -19,7 +19,6 @@ GPU.
 import argparse
 import json
 
-import numpy as np
 from gemm_cases import HEAD_DIM, HEADS, active_draw, block_rows, case_seed
 
 N = HEADS * HEAD_DIM  # 3072: the output width of both projections
@@ -63,7 +62,7 @@ def floors(doc, gbps=None, seed=0):
         floor_ms, peak_ms = b / gbps / 1e6, b / PEAK_GBPS / 1e6
         out.append(dict(op=r["op"], M=r["M"], K=r["K"], density=r["density"], mbytes=b / 1e6,
                         floor_ms=floor_ms, peak_floor_ms=peak_ms, ideal_ms=ideal, ms=r["ms"],
-                        frac_of_ideal=ideal / r["ms"], most=min(1.0, ideal / floor_ms),
+                        frac_of_ideal=r["frac_of_ideal"], most=min(1.0, ideal / floor_ms),
                         most_at_peak=min(1.0, ideal / peak_ms)))
     return out, gbps
 

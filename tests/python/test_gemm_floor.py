@@ -52,9 +52,9 @@ def test_floors_divide_by_the_runs_copy_bandwidth_and_cap_at_one():
     doc = {"meta": {"copy_gbps": 2000.0, "cache_dtype": "bfloat16"},
            "rows": [{"op": "cublas_linear", "M": M, "K": 3072, "density": 1.0, "ms": 0.1},
                     {"op": "gemm_o_dispatch", "M": M, "K": 3072, "density": 0.1, "ms": 0.05,
-                     "ideal_ms": 0.01},
+                     "ideal_ms": 0.01, "frac_of_ideal": 0.2},
                     {"op": "gemm_o_update", "M": M, "K": 3072, "density": 1.0, "ms": 0.2,
-                     "cublas_ms": 0.15, "work": 1.0}]}
+                     "cublas_ms": 0.15, "work": 1.0, "frac_of_ideal": 0.75}]}
     rows, gbps = gemm_floor.floors(doc)
     assert gbps == 2000.0 and [r["op"] for r in rows] == ["gemm_o_dispatch", "gemm_o_update"]
     disp, upd = rows
@@ -67,7 +67,8 @@ def test_floors_divide_by_the_runs_copy_bandwidth_and_cap_at_one():
 
 def test_a_json_without_a_bandwidth_needs_one():
     doc = {"meta": {}, "summary": [{"op": "gemm_q", "M": 256, "K": 3072, "density": 0.5,
-                                     "ms": 0.01, "cublas_ms": 0.02, "work": 0.5}]}
+                                     "ms": 0.01, "cublas_ms": 0.02, "work": 0.5,
+                                     "frac_of_ideal": 1.0}]}
     with pytest.raises(ValueError, match="--gbps"):
         gemm_floor.floors(doc)
     rows, _ = gemm_floor.floors(doc, gbps=1000.0)
